@@ -1,0 +1,422 @@
+//! The delivery engine: claims due executions in batches under a lease, delivers them
+//! concurrently with a bounded number in flight, records outcomes in batches, and sleeps exactly
+//! until the next due time (or until the service signals an earlier one).
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::dispatch::{DispatchOutcome, DispatchRequest, Dispatcher};
+use crate::ids::ExecutionId;
+use crate::lifecycle::{is_retryable, retry_delay};
+use crate::store::{
+    Claim, ClaimedExecution, CompletedExecution, PlannedRetry, StaleScope, Store, StoreError,
+};
+use crate::time::{Clock, Timestamp};
+
+/// The error message recorded on an execution that a dead process left `started`.
+pub const INTERRUPTED: &str = "interrupted";
+
+/// Settings of the [`Engine`].
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Most executions claimed in one store call.
+    pub batch_size: usize,
+    /// Most deliveries in flight at once.
+    pub max_in_flight: usize,
+    /// Time beyond a delivery's own timeout before another engine may recover it.
+    pub lease_margin: Duration,
+    /// Safety-net wake-up when nothing is known to be due (other instances may add work).
+    pub idle_poll: Duration,
+    /// How often expired leases are looked for.
+    pub stale_check_interval: Duration,
+    /// How long shutdown waits for in-flight deliveries.
+    pub shutdown_grace: Duration,
+    /// This engine's name in leases and logs.
+    pub worker_id: String,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            batch_size: 512,
+            max_in_flight: 512,
+            lease_margin: Duration::from_secs(30),
+            idle_poll: Duration::from_secs(1),
+            stale_check_interval: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(30),
+            worker_id: format!("{}-{}", std::process::id(), crate::ids::random_secret(4)),
+        }
+    }
+}
+
+/// How the service tells a sleeping engine that something is due earlier than it planned to
+/// wake. Cheap: a compare against the engine's next wake-up, and a notify only when earlier.
+#[derive(Debug)]
+pub struct EngineSignal {
+    notify: Notify,
+    next_wake: AtomicI64,
+}
+
+impl Default for EngineSignal {
+    fn default() -> Self {
+        EngineSignal {
+            notify: Notify::new(),
+            next_wake: AtomicI64::new(i64::MAX),
+        }
+    }
+}
+
+impl EngineSignal {
+    /// A signal with no engine waiting yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Something became due at `at`: wake the engine if it planned to sleep past it.
+    pub fn due_at(&self, at: Timestamp) {
+        if at.as_millis() < self.next_wake.load(Ordering::SeqCst) {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Wake the engine unconditionally (e.g. another instance announced work).
+    pub fn wake(&self) {
+        self.notify.notify_one();
+    }
+
+    /// Called before the engine looks at the store: from now on every new due time wakes it,
+    /// so nothing committed between its look and its sleep is missed.
+    fn arm(&self) {
+        self.next_wake.store(i64::MAX, Ordering::SeqCst);
+    }
+
+    fn sleeping_until(&self, t: Timestamp) {
+        self.next_wake.store(t.as_millis(), Ordering::SeqCst);
+    }
+}
+
+/// The delivery engine. See the module docs.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    dispatcher: Arc<dyn Dispatcher>,
+    clock: Arc<dyn Clock>,
+    signal: Arc<EngineSignal>,
+    config: EngineConfig,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("store", &self.store)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine over a store, a dispatcher and a clock.
+    pub fn new(
+        store: Arc<dyn Store>,
+        dispatcher: Arc<dyn Dispatcher>,
+        clock: Arc<dyn Clock>,
+        config: EngineConfig,
+    ) -> Self {
+        Engine {
+            store,
+            dispatcher,
+            clock,
+            signal: Arc::new(EngineSignal::new()),
+            config,
+        }
+    }
+
+    /// The signal to hand to [`crate::TimeTriggers::new`].
+    pub fn signal(&self) -> Arc<EngineSignal> {
+        self.signal.clone()
+    }
+
+    /// One synchronous round, for tests and tools: recovers nothing, claims everything due at
+    /// the clock's current time, delivers it, records the outcomes. Returns how many executions
+    /// were delivered.
+    pub async fn run_once(&self) -> Result<usize, StoreError> {
+        let mut total = 0;
+        loop {
+            let now = self.clock.now();
+            let claimed = self.store.claim_due(self.claim(now, self.config.batch_size)).await?;
+            let n = claimed.len();
+            if n == 0 {
+                break;
+            }
+            let deliveries = claimed
+                .into_iter()
+                .map(|c| deliver(self.dispatcher.clone(), self.clock.clone(), c));
+            let done = futures::future::join_all(deliveries).await;
+            self.store.complete_executions(&done).await?;
+            total += n;
+            if n < self.config.batch_size {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Finishes `started` executions that a dead process left behind (or whose lease expired)
+    /// as `interrupted`, retrying those with attempts left. Returns how many.
+    pub async fn recover_stale(&self, scope: StaleScope) -> Result<usize, StoreError> {
+        let mut total = 0;
+        loop {
+            let now = self.clock.now();
+            let stale = self.store.list_stale_executions(now, scope, 500).await?;
+            let n = stale.len();
+            if n == 0 {
+                return Ok(total);
+            }
+            let done: Vec<_> = stale
+                .into_iter()
+                .map(|c| completion(c, DispatchOutcome::Failed(INTERRUPTED.into()), now))
+                .collect();
+            self.store.complete_executions(&done).await?;
+            if let Some(t) = earliest_retry(&done) {
+                self.signal.due_at(t);
+            }
+            total += n;
+            if n < 500 {
+                return Ok(total);
+            }
+        }
+    }
+
+    fn claim(&self, now: Timestamp, limit: usize) -> Claim {
+        Claim {
+            now,
+            limit,
+            lease_margin: self.config.lease_margin,
+            worker: self.config.worker_id.clone(),
+        }
+    }
+
+    /// Runs until `shutdown` completes, then stops claiming, lets in-flight deliveries finish
+    /// (up to [`EngineConfig::shutdown_grace`]) and flushes their outcomes.
+    pub async fn run(&self, shutdown: impl Future<Output = ()> + Send) {
+        let (tx, rx) = mpsc::channel::<CompletedExecution>(self.config.max_in_flight.max(1) * 2);
+        let recorder = tokio::spawn(record_outcomes(self.store.clone(), rx, self.signal.clone()));
+        let slots = Arc::new(Semaphore::new(self.config.max_in_flight.max(1)));
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        let mut failures: u32 = 0;
+        tokio::pin!(shutdown);
+
+        let first_scope = if self.store.is_exclusive() {
+            StaleScope::AllStarted
+        } else {
+            StaleScope::ExpiredLeases
+        };
+        let mut next_stale_check = self.clock.now();
+        let mut stale_scope = first_scope;
+
+        loop {
+            while tasks.try_join_next().is_some() {}
+            let now = self.clock.now();
+            if now >= next_stale_check {
+                match self.recover_stale(stale_scope).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(count = n, "recovered interrupted executions"),
+                    Err(e) => tracing::warn!(error = %e, "could not recover interrupted executions"),
+                }
+                stale_scope = StaleScope::ExpiredLeases;
+                next_stale_check = now.saturating_add(self.config.stale_check_interval);
+            }
+            let free = slots.available_permits();
+            if free == 0 {
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = tasks.join_next() => continue,
+                }
+            }
+            self.signal.arm();
+            let limit = free.min(self.config.batch_size);
+            let next_due = match self.claim_and_next(now, limit, &slots, &tx, &mut tasks).await {
+                Ok(Some(next)) => next,
+                Ok(None) => continue, // a full batch: more may be due right now
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    let pause = backoff(failures);
+                    tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "engine cannot reach the store");
+                    tokio::select! {
+                        _ = &mut shutdown => break,
+                        _ = tokio::time::sleep(pause) => continue,
+                    }
+                }
+            };
+            failures = 0;
+            let wake = next_due
+                .min(now.saturating_add(self.config.idle_poll))
+                .min(next_stale_check);
+            self.signal.sleeping_until(wake);
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = self.clock.sleep_until(wake) => {}
+                _ = self.signal.notify.notified() => {}
+            }
+        }
+
+        let grace = self.config.shutdown_grace;
+        let drained = tokio::time::timeout(grace, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                in_flight = tasks.len(),
+                "deliveries still running after the shutdown grace; they will be recovered as interrupted"
+            );
+            tasks.abort_all();
+        }
+        drop(tx);
+        if recorder.await.is_err() {
+            tracing::error!("the outcome recorder stopped abnormally");
+        }
+    }
+
+    /// Claims and spawns up to `limit` deliveries. `Ok(None)` when the batch was full (claim
+    /// again at once), else the next due time to sleep until.
+    async fn claim_and_next(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        slots: &Arc<Semaphore>,
+        tx: &mpsc::Sender<CompletedExecution>,
+        tasks: &mut JoinSet<()>,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let claimed = self.store.claim_due(self.claim(now, limit)).await?;
+        let full = claimed.len() >= limit;
+        for c in claimed {
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                // Cannot happen: only this loop takes permits and it claimed at most `free`.
+                tracing::error!("no delivery slot for a claimed execution; it will be recovered");
+                continue;
+            };
+            let (dispatcher, clock, tx) = (self.dispatcher.clone(), self.clock.clone(), tx.clone());
+            tasks.spawn(async move {
+                let done = deliver(dispatcher, clock, c).await;
+                drop(permit);
+                // The recorder only stops after every sender is gone.
+                let _ = tx.send(done).await;
+            });
+        }
+        if full {
+            return Ok(None);
+        }
+        Ok(Some(self.store.next_due_at().await?.unwrap_or(Timestamp::MAX)))
+    }
+}
+
+fn backoff(failures: u32) -> Duration {
+    let ms = 100u64.saturating_mul(1u64 << failures.min(6));
+    Duration::from_millis(ms.min(5_000))
+}
+
+/// Delivers one claimed execution and decides what follows.
+async fn deliver(
+    dispatcher: Arc<dyn Dispatcher>,
+    clock: Arc<dyn Clock>,
+    c: ClaimedExecution,
+) -> CompletedExecution {
+    let req = DispatchRequest {
+        execution_id: c.execution_id.clone(),
+        job_id: c.job_id.clone(),
+        attempt_number: c.attempt_number,
+        method: c.request.method.clone(),
+        url: c.request.url.clone(),
+        headers: c.request.headers.clone(),
+        body: c.request.body.clone(),
+        timeout: c.options.timeout,
+    };
+    let outcome = dispatcher.dispatch(&req).await;
+    completion(c, outcome, clock.now())
+}
+
+/// The completion record for `c`, with a retry planned when the outcome is retryable and
+/// attempts are left.
+fn completion(c: ClaimedExecution, outcome: DispatchOutcome, now: Timestamp) -> CompletedExecution {
+    let retry = (is_retryable(outcome.status()) && c.attempt_number < c.options.max_attempts)
+        .then(|| {
+            let next = c.attempt_number + 1;
+            let jitter = rand::thread_rng().gen_range(0.8..=1.2);
+            PlannedRetry {
+                execution_id: ExecutionId::generate(),
+                attempt_number: next,
+                due_at: now.saturating_add(retry_delay(next, jitter)),
+            }
+        });
+    CompletedExecution {
+        execution_id: c.execution_id,
+        job_id: c.job_id,
+        attempt_number: c.attempt_number,
+        completed_at: now,
+        outcome,
+        retry,
+    }
+}
+
+fn earliest_retry(done: &[CompletedExecution]) -> Option<Timestamp> {
+    done.iter()
+        .filter_map(|d| d.retry.as_ref().map(|r| r.due_at))
+        .min()
+}
+
+/// Writes outcomes in batches: whatever has accumulated while the previous batch committed.
+async fn record_outcomes(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<CompletedExecution>,
+    signal: Arc<EngineSignal>,
+) {
+    let mut batch = Vec::with_capacity(1024);
+    while rx.recv_many(&mut batch, 1024).await > 0 {
+        let mut failures = 0;
+        loop {
+            match store.complete_executions(&batch).await {
+                Ok(()) => break,
+                Err(e) => {
+                    failures += 1;
+                    let pause = backoff(failures);
+                    tracing::warn!(error = %e, count = batch.len(), retry_in_ms = pause.as_millis() as u64, "cannot record outcomes yet");
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+        if let Some(t) = earliest_retry(&batch) {
+            signal.due_at(t);
+        }
+        batch.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_wakes_only_for_earlier_times() {
+        let s = EngineSignal::new();
+        s.sleeping_until(Timestamp::from_millis(1_000));
+        s.due_at(Timestamp::from_millis(2_000));
+        let notified = s.notify.notified();
+        futures::pin_mut!(notified);
+        assert!(futures::FutureExt::now_or_never(notified.as_mut()).is_none());
+        s.due_at(Timestamp::from_millis(500));
+        assert!(futures::FutureExt::now_or_never(notified).is_some());
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(1) < backoff(2));
+        assert_eq!(backoff(30), Duration::from_millis(5_000));
+    }
+}

@@ -1,0 +1,5 @@
+//! Pure rules: functions of their inputs (and an explicit `now`), unit-tested without a store
+//! or a clock.
+
+pub mod schedule_at;
+pub mod target;

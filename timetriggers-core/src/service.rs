@@ -1,0 +1,306 @@
+//! [`TimeTriggers`]: the typed service API. Embedding applications call it directly; the http
+//! crate is a thin translation onto it.
+
+use std::fmt;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::engine::EngineSignal;
+use crate::error::Error;
+use crate::ids::{random_secret, ApiKeyId, ExecutionId, JobId, ProjectId};
+use crate::model::{ApiKey, AuthenticatedKey, Execution, Job, MonthQuota, Origin, Project};
+use crate::request::{ScheduleRequest, When};
+use crate::store::{
+    NewApiKey, NewProject, Store, TriggerDefinition, TriggerRef, TriggerSchedule, UpsertTrigger,
+    Upserted,
+};
+use crate::time::{Clock, Timestamp};
+
+/// The slug of the project created at first start.
+pub const DEFAULT_PROJECT_SLUG: &str = "default";
+
+/// Settings of the service.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Allow targets on loopback, private and link-local addresses.
+    pub allow_private_targets: bool,
+    /// `monthQuota` of new projects.
+    pub default_month_quota: MonthQuota,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            allow_private_targets: false,
+            default_month_quota: MonthQuota::Unlimited,
+        }
+    }
+}
+
+/// A freshly created API key: the listing form and the secret, shown this once.
+#[derive(Debug, Clone)]
+pub struct CreatedApiKey {
+    /// The stored key.
+    pub key: ApiKey,
+    /// The full secret.
+    pub secret: String,
+}
+
+/// The scheduler's API. Cheap to clone.
+#[derive(Clone)]
+pub struct TimeTriggers {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    signal: Arc<EngineSignal>,
+    config: ServiceConfig,
+}
+
+impl fmt::Debug for TimeTriggers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TimeTriggers")
+            .field("store", &self.store)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Hex SHA-256 of an API key secret, as stored. Keys are 160-bit random values, so a fast hash
+/// is enough: there is nothing to brute-force.
+pub fn hash_api_key(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// The masked form of a key: its first 6 characters and `…`.
+pub fn mask_api_key(secret: &str) -> String {
+    let head: String = secret.chars().take(6).collect();
+    format!("{head}…")
+}
+
+impl TimeTriggers {
+    /// Builds the service over a store. `signal` is the engine's ([`crate::Engine::signal`]),
+    /// so that a job due before the engine's next wake-up wakes it at once.
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        signal: Arc<EngineSignal>,
+        config: ServiceConfig,
+    ) -> Self {
+        TimeTriggers {
+            store,
+            clock,
+            signal,
+            config,
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    /// Succeeds once the store is reachable.
+    pub async fn health(&self) -> Result<(), Error> {
+        Ok(self.store.ping().await?)
+    }
+
+    /// Resolves an API key to its project; 401 if unknown or deleted.
+    pub async fn authenticate(&self, api_key: &str) -> Result<AuthenticatedKey, Error> {
+        if api_key.is_empty() || api_key.len() > 256 {
+            return Err(Error::Unauthorized("invalid API key".into()));
+        }
+        self.store
+            .find_api_key(&hash_api_key(api_key))
+            .await?
+            .ok_or_else(|| Error::Unauthorized("invalid API key".into()))
+    }
+
+    /// Creates or reschedules a trigger (the table of API.md §2).
+    pub async fn schedule(
+        &self,
+        project_id: &ProjectId,
+        mut req: ScheduleRequest,
+    ) -> Result<Upserted, Error> {
+        req.validate(self.config.allow_private_targets)?;
+        let now = self.clock.now();
+        let schedule = match req.when {
+            When::Now => TriggerSchedule::Once {
+                at: now,
+                skip: false,
+            },
+            When::At(at) => TriggerSchedule::Once {
+                at,
+                skip: at < now && req.run_missed == Some(false),
+            },
+            When::Cron { expression } => {
+                return Err(Error::BadRequest(format!(
+                    "ttr-scheduled-at: cron expressions ({expression:?}) are not supported yet"
+                )))
+            }
+        };
+        let what = match (&req.trigger_id, &req.custom_key) {
+            (Some(id), _) => format!("trigger {:?}", id.as_str()),
+            (None, Some(key)) => format!("custom key {key:?}"),
+            (None, None) => "trigger".to_owned(),
+        };
+        let upsert = UpsertTrigger {
+            project_id: project_id.clone(),
+            trigger_id: req.trigger_id,
+            custom_key: req.custom_key,
+            definition: TriggerDefinition {
+                request: req.request,
+                title: req.title,
+                tags: req.tags,
+                options: req.options,
+                schedule: schedule.clone(),
+            },
+            origin: Origin::Schedule,
+            new_job_id: JobId::generate(),
+            new_execution_id: ExecutionId::generate(),
+            now,
+        };
+        let done = self
+            .store
+            .upsert_trigger(upsert)
+            .await?
+            .map_err(|r| Error::from_refusal(r, &what))?;
+        if let TriggerSchedule::Once { at, skip: false } = schedule {
+            self.signal.due_at(at);
+        }
+        Ok(done)
+    }
+
+    /// Cancels a `registered` job or an active generator.
+    pub async fn cancel(&self, project_id: &ProjectId, target: TriggerRef) -> Result<JobId, Error> {
+        let what = match &target {
+            TriggerRef::Id(id) => format!("trigger {:?}", id.as_str()),
+            TriggerRef::CustomKey(k) => format!("custom key {k:?}"),
+        };
+        let now = self.clock.now();
+        self.store
+            .cancel_trigger(project_id, &target, now)
+            .await?
+            .map_err(|r| Error::from_refusal(r, &what))
+    }
+
+    /// A job of the project.
+    pub async fn get_job(&self, project_id: &ProjectId, id: &JobId) -> Result<Job, Error> {
+        self.store
+            .get_job(project_id, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("job {:?} not found", id.as_str())))
+    }
+
+    /// A job's executions, newest first.
+    pub async fn list_job_executions(
+        &self,
+        project_id: &ProjectId,
+        id: &JobId,
+    ) -> Result<Vec<Execution>, Error> {
+        self.store
+            .list_job_executions(project_id, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("job {:?} not found", id.as_str())))
+    }
+
+    /// Creates a project with the default quota.
+    pub async fn create_project(&self, slug: &str) -> Result<Project, Error> {
+        let valid = (3..=40).contains(&slug.len())
+            && slug
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !valid {
+            return Err(Error::BadRequest(format!(
+                "slug {slug:?} must match ^[a-z0-9_-]{{3,40}}$"
+            )));
+        }
+        let project = NewProject {
+            id: ProjectId::generate(),
+            slug: slug.to_owned(),
+            month_quota: self.config.default_month_quota,
+            now: self.clock.now(),
+        };
+        Ok(self.store.create_project(project).await?)
+    }
+
+    /// Creates an API key for a project; the secret is returned this once.
+    pub async fn create_api_key(
+        &self,
+        project_id: &ProjectId,
+        name: &str,
+    ) -> Result<CreatedApiKey, Error> {
+        let secret = format!("ttr_{}", random_secret(20));
+        let key = self.store_api_key(project_id, name, &secret).await?;
+        Ok(CreatedApiKey { key, secret })
+    }
+
+    async fn store_api_key(
+        &self,
+        project_id: &ProjectId,
+        name: &str,
+        secret: &str,
+    ) -> Result<ApiKey, Error> {
+        let new = NewApiKey {
+            id: ApiKeyId::generate(),
+            project_id: project_id.clone(),
+            name: name.to_owned(),
+            key_hash: hash_api_key(secret),
+            masked: mask_api_key(secret),
+            now: self.clock.now(),
+        };
+        Ok(self.store.create_api_key(new).await?)
+    }
+
+    /// Makes sure the `default` project exists. With `bootstrap_key`, makes sure it holds that
+    /// key (idempotent). Without one, creates a key only when it creates the project, and
+    /// returns that key's secret so the caller can show it once.
+    pub async fn bootstrap(&self, bootstrap_key: Option<&str>) -> Result<Option<String>, Error> {
+        let (project, created) = match self.store.get_project_by_slug(DEFAULT_PROJECT_SLUG).await? {
+            Some(p) => (p, false),
+            None => match self.create_project(DEFAULT_PROJECT_SLUG).await {
+                Ok(p) => (p, true),
+                // Another instance created it at the same moment.
+                Err(Error::Conflict(_)) => {
+                    let p = self
+                        .store
+                        .get_project_by_slug(DEFAULT_PROJECT_SLUG)
+                        .await?
+                        .ok_or_else(|| Error::Unavailable("default project vanished".into()))?;
+                    (p, false)
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        match bootstrap_key {
+            Some(secret) => {
+                if secret.trim().is_empty() {
+                    return Err(Error::BadRequest("the bootstrap API key is empty".into()));
+                }
+                if self.store.find_api_key(&hash_api_key(secret)).await?.is_none() {
+                    match self.store_api_key(&project.id, "bootstrap", secret).await {
+                        Ok(_) | Err(Error::Conflict(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(None)
+            }
+            None if created => Ok(Some(self.create_api_key(&project.id, "default").await?.secret)),
+            None => Ok(None),
+        }
+    }
+
+    /// The current time on the service's clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+}

@@ -1,0 +1,349 @@
+//! The [`Store`] trait: everything the service and the engine persist, and its parameter types.
+//!
+//! Stores only persist. Every time-dependent method receives `now`; every decision (may this be
+//! rescheduled, is this retried, when) is made by core rules, which stores call inside their
+//! transactions where a decision depends on rows they read.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::dispatch::DispatchOutcome;
+use crate::ids::{ApiKeyId, ExecutionId, JobId, ProjectId};
+use crate::lifecycle::Refusal;
+use crate::model::{
+    ApiKey, AuthenticatedKey, DeliveryOptions, Execution, HttpRequest, Job, JobKind, MonthQuota,
+    Origin, Project, TriggeredBy,
+};
+use crate::time::Timestamp;
+
+/// A storage failure. Business refusals (404/410/402 of the trigger API) are not errors: they
+/// come back as [`Refusal`] inside `Ok`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A mutation addressed a row that does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule was violated (e.g. a project slug).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The backend cannot be reached right now (pool timeout, connection lost); retryable.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else the backend reported.
+    #[error("store backend error: {source}")]
+    Backend {
+        /// The backend's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl StoreError {
+    /// Wraps a backend error.
+    pub fn backend(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Backend {
+            source: Box::new(source),
+        }
+    }
+
+    /// A backend error described by a message (e.g. a row that fails to decode).
+    pub fn corrupt(message: impl Into<String>) -> Self {
+        StoreError::Backend {
+            source: message.into().into(),
+        }
+    }
+}
+
+/// Shorthand for store results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A new project.
+#[derive(Debug, Clone)]
+pub struct NewProject {
+    /// Its id.
+    pub id: ProjectId,
+    /// Unique slug.
+    pub slug: String,
+    /// Monthly allowance.
+    pub month_quota: MonthQuota,
+    /// Creation time.
+    pub now: Timestamp,
+}
+
+/// A new API key (its secret already hashed by the caller).
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    /// Public id.
+    pub id: ApiKeyId,
+    /// Its project.
+    pub project_id: ProjectId,
+    /// Display name.
+    pub name: String,
+    /// Hex SHA-256 of the secret.
+    pub key_hash: String,
+    /// Masked form for listings.
+    pub masked: String,
+    /// Creation time.
+    pub now: Timestamp,
+}
+
+/// When a trigger fires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TriggerSchedule {
+    /// A one-off job at this instant.
+    Once {
+        /// The fire time.
+        at: Timestamp,
+        /// `true` records the job as `skipped` instead of `registered` (a past time with
+        /// `run-missed: false`).
+        skip: bool,
+    },
+}
+
+impl TriggerSchedule {
+    /// The kind of item this schedule makes.
+    pub fn kind(&self) -> JobKind {
+        match self {
+            TriggerSchedule::Once { .. } => JobKind::Job,
+        }
+    }
+}
+
+/// Everything that defines a trigger; rescheduling replaces all of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriggerDefinition {
+    /// What to send.
+    pub request: HttpRequest,
+    /// Display title.
+    pub title: Option<String>,
+    /// Tags, normalised (deduplicated, order kept).
+    pub tags: Vec<String>,
+    /// Delivery options.
+    pub options: DeliveryOptions,
+    /// When to fire.
+    pub schedule: TriggerSchedule,
+}
+
+/// A create-or-reschedule (the table of API.md §2), applied atomically with its quota charge.
+#[derive(Debug, Clone)]
+pub struct UpsertTrigger {
+    /// The caller's project.
+    pub project_id: ProjectId,
+    /// `ttr-trigger-id`, if given.
+    pub trigger_id: Option<JobId>,
+    /// `ttr-custom-key`, if given.
+    pub custom_key: Option<String>,
+    /// The new definition.
+    pub definition: TriggerDefinition,
+    /// Which API asks.
+    pub origin: Origin,
+    /// Id to use if a new job is created.
+    pub new_job_id: JobId,
+    /// Id of the planned execution if one is created.
+    pub new_execution_id: ExecutionId,
+    /// The current time.
+    pub now: Timestamp,
+}
+
+/// Whether an upsert created or updated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpsertOperation {
+    /// A new item.
+    Schedule,
+    /// An existing item updated in place.
+    Reschedule,
+}
+
+impl UpsertOperation {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpsertOperation::Schedule => "schedule",
+            UpsertOperation::Reschedule => "reschedule",
+        }
+    }
+}
+
+/// The result of an accepted upsert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upserted {
+    /// The item's id (same as before on a reschedule).
+    pub id: JobId,
+    /// Created or updated.
+    pub operation: UpsertOperation,
+    /// Job or generator.
+    pub kind: JobKind,
+    /// The fire time (a generator's next occurrence).
+    pub scheduled_at: Timestamp,
+    /// Quota left after this call; `None` when unlimited.
+    pub month_quota_remaining: Option<u64>,
+}
+
+/// Which item a cancel names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TriggerRef {
+    /// By id.
+    Id(JobId),
+    /// By the custom key of a live item.
+    CustomKey(String),
+}
+
+/// A claim of due executions by one engine.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// The current time: only executions due at or before it are claimed.
+    pub now: Timestamp,
+    /// At most this many.
+    pub limit: usize,
+    /// Extra time granted beyond each execution's own timeout before another engine may treat
+    /// it as interrupted.
+    pub lease_margin: Duration,
+    /// The claiming engine (for diagnostics).
+    pub worker: String,
+}
+
+/// A claimed execution with everything needed to deliver it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedExecution {
+    /// The execution.
+    pub execution_id: ExecutionId,
+    /// Its job.
+    pub job_id: JobId,
+    /// The job's project.
+    pub project_id: ProjectId,
+    /// 1 for the first attempt.
+    pub attempt_number: u32,
+    /// Why it runs.
+    pub triggered_by: TriggeredBy,
+    /// When it was due.
+    pub planned_at: Timestamp,
+    /// What to send.
+    pub request: HttpRequest,
+    /// Delivery options.
+    pub options: DeliveryOptions,
+}
+
+/// A follow-up attempt to plan in the same transaction that completes an execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedRetry {
+    /// The new execution's id.
+    pub execution_id: ExecutionId,
+    /// Its attempt number.
+    pub attempt_number: u32,
+    /// When it is due.
+    pub due_at: Timestamp,
+}
+
+/// The finished delivery of a started execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedExecution {
+    /// The execution.
+    pub execution_id: ExecutionId,
+    /// Its job.
+    pub job_id: JobId,
+    /// Its attempt number.
+    pub attempt_number: u32,
+    /// When delivery finished.
+    pub completed_at: Timestamp,
+    /// What happened.
+    pub outcome: DispatchOutcome,
+    /// The next attempt, if the job is retried; `None` completes the job.
+    pub retry: Option<PlannedRetry>,
+}
+
+/// Which `started` executions to hand back as interrupted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaleScope {
+    /// Only those whose lease has run out (several engines share the store).
+    ExpiredLeases,
+    /// All of them (this process owns the store; anything `started` was left by a dead one).
+    AllStarted,
+}
+
+/// Persistence for TimeTriggers. Object-safe, so a server can hold `Arc<dyn Store>` chosen at
+/// run time. A backend proves itself by passing [`crate::testing`]'s conformance suite.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    // ---- health -------------------------------------------------------------------------
+
+    /// Succeeds once the backend is reachable.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Whether one process owns this store exclusively (an embedded file): the engine then
+    /// treats everything left `started` at start-up as interrupted.
+    fn is_exclusive(&self) -> bool {
+        false
+    }
+
+    // ---- projects and keys ----------------------------------------------------------------
+
+    /// Creates a project; [`StoreError::Conflict`] if the slug is taken.
+    async fn create_project(&self, project: NewProject) -> StoreResult<Project>;
+
+    /// A project by id.
+    async fn get_project(&self, id: &ProjectId) -> StoreResult<Option<Project>>;
+
+    /// A project by slug.
+    async fn get_project_by_slug(&self, slug: &str) -> StoreResult<Option<Project>>;
+
+    /// Stores a key; [`StoreError::Conflict`] if its hash exists already.
+    async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey>;
+
+    /// The live key with this hash, if any.
+    async fn find_api_key(&self, key_hash: &str) -> StoreResult<Option<AuthenticatedKey>>;
+
+    /// Deletes a key of the project; [`StoreError::NotFound`] if there is none.
+    async fn delete_api_key(&self, project_id: &ProjectId, id: &ApiKeyId) -> StoreResult<()>;
+
+    // ---- triggers ---------------------------------------------------------------------------
+
+    /// Creates or reschedules a trigger following [`crate::lifecycle::plan_upsert`], charging
+    /// one quota unit for the current month, all in one transaction. Order of refusals: quota,
+    /// then not found, then gone.
+    async fn upsert_trigger(&self, req: UpsertTrigger) -> StoreResult<Result<Upserted, Refusal>>;
+
+    /// Cancels a pending trigger following [`crate::lifecycle::plan_cancel`]: the job becomes
+    /// `cancelled`, its planned execution `cancelled`, its key released.
+    async fn cancel_trigger(
+        &self,
+        project_id: &ProjectId,
+        target: &TriggerRef,
+        now: Timestamp,
+    ) -> StoreResult<Result<JobId, Refusal>>;
+
+    /// A job of the project.
+    async fn get_job(&self, project_id: &ProjectId, id: &JobId) -> StoreResult<Option<Job>>;
+
+    /// A job's executions, newest first; `None` if the job is not in the project.
+    async fn list_job_executions(
+        &self,
+        project_id: &ProjectId,
+        job_id: &JobId,
+    ) -> StoreResult<Option<Vec<Execution>>>;
+
+    // ---- engine -----------------------------------------------------------------------------
+
+    /// Atomically takes up to `limit` `planned` executions due at or before `now`, earliest
+    /// first: each becomes `started` under a lease (its timeout + margin), its job `running`.
+    /// Concurrent claimers never receive the same execution.
+    async fn claim_due(&self, claim: Claim) -> StoreResult<Vec<ClaimedExecution>>;
+
+    /// The earliest due time among `planned` executions, if any.
+    async fn next_due_at(&self) -> StoreResult<Option<Timestamp>>;
+
+    /// Records finished deliveries in one transaction. An execution that is no longer
+    /// `started` (another engine recovered it) is left untouched.
+    async fn complete_executions(&self, done: &[CompletedExecution]) -> StoreResult<()>;
+
+    /// `started` executions that are to be treated as interrupted, with what is needed to
+    /// complete (and perhaps retry) them.
+    async fn list_stale_executions(
+        &self,
+        now: Timestamp,
+        scope: StaleScope,
+        limit: usize,
+    ) -> StoreResult<Vec<ClaimedExecution>>;
+}
