@@ -152,7 +152,10 @@ impl HttpDispatcher {
         if !req.body.is_empty() {
             builder = builder.body(req.body.clone());
         }
-        let response = builder.send().await.map_err(|e| describe(&e, req.timeout))?;
+        let response = builder
+            .send()
+            .await
+            .map_err(|e| describe(&e, req.timeout))?;
         let status = response.status().as_u16();
         let headers = response
             .headers()

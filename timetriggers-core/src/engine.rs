@@ -149,7 +149,10 @@ impl Engine {
         let mut total = 0;
         loop {
             let now = self.clock.now();
-            let claimed = self.store.claim_due(self.claim(now, self.config.batch_size)).await?;
+            let claimed = self
+                .store
+                .claim_due(self.claim(now, self.config.batch_size))
+                .await?;
             let n = claimed.len();
             if n == 0 {
                 break;
@@ -227,7 +230,9 @@ impl Engine {
                 match self.recover_stale(stale_scope).await {
                     Ok(0) => {}
                     Ok(n) => tracing::warn!(count = n, "recovered interrupted executions"),
-                    Err(e) => tracing::warn!(error = %e, "could not recover interrupted executions"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not recover interrupted executions")
+                    }
                 }
                 stale_scope = StaleScope::ExpiredLeases;
                 next_stale_check = now.saturating_add(self.config.stale_check_interval);
@@ -241,7 +246,10 @@ impl Engine {
             }
             self.signal.arm();
             let limit = free.min(self.config.batch_size);
-            let next_due = match self.claim_and_next(now, limit, &slots, &tx, &mut tasks).await {
+            let next_due = match self
+                .claim_and_next(now, limit, &slots, &tx, &mut tasks)
+                .await
+            {
                 Ok(Some(next)) => next,
                 Ok(None) => continue, // a full batch: more may be due right now
                 Err(e) => {
@@ -267,10 +275,8 @@ impl Engine {
         }
 
         let grace = self.config.shutdown_grace;
-        let drained = tokio::time::timeout(grace, async {
-            while tasks.join_next().await.is_some() {}
-        })
-        .await;
+        let drained =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
             tracing::warn!(
                 in_flight = tasks.len(),
@@ -313,7 +319,9 @@ impl Engine {
         if full {
             return Ok(None);
         }
-        Ok(Some(self.store.next_due_at().await?.unwrap_or(Timestamp::MAX)))
+        Ok(Some(
+            self.store.next_due_at().await?.unwrap_or(Timestamp::MAX),
+        ))
     }
 }
 
@@ -345,8 +353,8 @@ async fn deliver(
 /// The completion record for `c`, with a retry planned when the outcome is retryable and
 /// attempts are left.
 fn completion(c: ClaimedExecution, outcome: DispatchOutcome, now: Timestamp) -> CompletedExecution {
-    let retry = (is_retryable(outcome.status()) && c.attempt_number < c.options.max_attempts)
-        .then(|| {
+    let retry =
+        (is_retryable(outcome.status()) && c.attempt_number < c.options.max_attempts).then(|| {
             let next = c.attempt_number + 1;
             let jitter = rand::thread_rng().gen_range(0.8..=1.2);
             PlannedRetry {

@@ -56,9 +56,7 @@ pub use dispatch::{
 };
 pub use engine::{Engine, EngineConfig, EngineSignal, INTERRUPTED};
 pub use error::Error;
-pub use ids::{
-    random_secret, ApiKeyId, ExecutionId, JobId, ProjectId, RateLimitId, UserId,
-};
+pub use ids::{random_secret, ApiKeyId, ExecutionId, JobId, ProjectId, RateLimitId, UserId};
 pub use lifecycle::{FoundItem, ItemState, Refusal, UpsertPlan};
 pub use model::{
     ApiKey, AuthenticatedKey, DeliveryOptions, Execution, ExecutionStatus, GeneratorLink,
@@ -66,8 +64,7 @@ pub use model::{
     Project, RateLimitState, TriggeredBy,
 };
 pub use request::{
-    is_forwarded_header, normalize_tags, parse_flag, parse_tags, parse_when, ScheduleRequest,
-    When,
+    is_forwarded_header, normalize_tags, parse_flag, parse_tags, parse_when, ScheduleRequest, When,
 };
 pub use service::{
     hash_api_key, mask_api_key, CreatedApiKey, ServiceConfig, TimeTriggers, DEFAULT_PROJECT_SLUG,

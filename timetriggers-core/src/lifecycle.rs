@@ -103,9 +103,13 @@ impl TriggeredBy {
 
     /// Parses the wire / storage name.
     pub fn parse(s: &str) -> Option<Self> {
-        [TriggeredBy::Scheduler, TriggeredBy::Retry, TriggeredBy::Replay]
-            .into_iter()
-            .find(|t| t.as_str() == s)
+        [
+            TriggeredBy::Scheduler,
+            TriggeredBy::Retry,
+            TriggeredBy::Replay,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
     }
 }
 

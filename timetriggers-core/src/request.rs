@@ -360,11 +360,21 @@ mod tests {
             ("via", "x"),
             ("te", "trailers"),
         ]);
-        let req = ScheduleRequest::from_headers("post", &headers, Bytes::from_static(b"abc"), Timestamp::EPOCH).unwrap();
+        let req = ScheduleRequest::from_headers(
+            "post",
+            &headers,
+            Bytes::from_static(b"abc"),
+            Timestamp::EPOCH,
+        )
+        .unwrap();
         assert_eq!(req.request.method, "POST");
         assert_eq!(
             req.request.headers,
-            h(&[("content-type", "text/plain"), ("x-custom", "1"), ("x-custom", "2")])
+            h(&[
+                ("content-type", "text/plain"),
+                ("x-custom", "1"),
+                ("x-custom", "2")
+            ])
         );
         assert_eq!(req.when, When::Now);
     }
@@ -379,7 +389,8 @@ mod tests {
             ("ttr-tags", "a, b,a"),
             ("ttr-title", "  hello  "),
         ]);
-        let mut req = ScheduleRequest::from_headers("GET", &headers, Bytes::new(), Timestamp::EPOCH).unwrap();
+        let mut req =
+            ScheduleRequest::from_headers("GET", &headers, Bytes::new(), Timestamp::EPOCH).unwrap();
         req.validate(false).unwrap();
         assert_eq!(req.run_missed, Some(false));
         assert_eq!(req.options.max_attempts, 3);
@@ -402,8 +413,13 @@ mod tests {
         ] {
             let mut headers = h(&base);
             headers.push((name.into(), value.into()));
-            let err = ScheduleRequest::from_headers("GET", &headers, Bytes::new(), Timestamp::EPOCH).unwrap_err();
-            assert!(matches!(&err, Error::BadRequest(m) if m.contains(name)), "{name}={value}: {err}");
+            let err =
+                ScheduleRequest::from_headers("GET", &headers, Bytes::new(), Timestamp::EPOCH)
+                    .unwrap_err();
+            assert!(
+                matches!(&err, Error::BadRequest(m) if m.contains(name)),
+                "{name}={value}: {err}"
+            );
         }
     }
 
@@ -421,8 +437,14 @@ mod tests {
         r.title = Some("   ".into());
         r.validate(false).unwrap();
         assert_eq!(r.title, None);
-        assert!(ok().tags((0..21).map(|i| format!("t{i}"))).validate(false).is_err());
-        assert!(ok().tags((0..20).map(|i| format!("t{i}"))).validate(false).is_ok());
+        assert!(ok()
+            .tags((0..21).map(|i| format!("t{i}")))
+            .validate(false)
+            .is_err());
+        assert!(ok()
+            .tags((0..20).map(|i| format!("t{i}")))
+            .validate(false)
+            .is_ok());
         assert!(ok().tags(["bad tag"]).validate(false).is_err());
         assert!(ok().tags(["x".repeat(65)]).validate(false).is_err());
         assert!(ok().tags(["a_b.c:d/e-f"]).validate(false).is_ok());
@@ -432,8 +454,14 @@ mod tests {
         let mut r = ok();
         r.timezone = Some("America/New_York".into());
         assert!(r.validate(false).is_ok());
-        assert!(ScheduleRequest::new("GET", "http://10.0.0.1/").validate(false).is_err());
-        assert!(ScheduleRequest::new("GET", "http://10.0.0.1/").validate(true).is_ok());
-        assert!(ScheduleRequest::new("BREW", "https://example.com/").validate(false).is_err());
+        assert!(ScheduleRequest::new("GET", "http://10.0.0.1/")
+            .validate(false)
+            .is_err());
+        assert!(ScheduleRequest::new("GET", "http://10.0.0.1/")
+            .validate(true)
+            .is_ok());
+        assert!(ScheduleRequest::new("BREW", "https://example.com/")
+            .validate(false)
+            .is_err());
     }
 }

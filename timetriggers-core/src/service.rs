@@ -286,7 +286,12 @@ impl TimeTriggers {
                 if secret.trim().is_empty() {
                     return Err(Error::BadRequest("the bootstrap API key is empty".into()));
                 }
-                if self.store.find_api_key(&hash_api_key(secret)).await?.is_none() {
+                if self
+                    .store
+                    .find_api_key(&hash_api_key(secret))
+                    .await?
+                    .is_none()
+                {
                     match self.store_api_key(&project.id, "bootstrap", secret).await {
                         Ok(_) | Err(Error::Conflict(_)) => {}
                         Err(e) => return Err(e),
@@ -294,7 +299,9 @@ impl TimeTriggers {
                 }
                 Ok(None)
             }
-            None if created => Ok(Some(self.create_api_key(&project.id, "default").await?.secret)),
+            None if created => Ok(Some(
+                self.create_api_key(&project.id, "default").await?.secret,
+            )),
             None => Ok(None),
         }
     }

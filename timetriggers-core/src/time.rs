@@ -212,7 +212,8 @@ mod tests {
     async fn manual_clock_wakes_sleepers_only_when_advanced_past_deadline() {
         let clock = std::sync::Arc::new(ManualClock::new(Timestamp::from_millis(1_000)));
         let c = clock.clone();
-        let sleeper = tokio::spawn(async move { c.sleep_until(Timestamp::from_millis(2_000)).await });
+        let sleeper =
+            tokio::spawn(async move { c.sleep_until(Timestamp::from_millis(2_000)).await });
         clock.advance(Duration::from_millis(500));
         tokio::task::yield_now().await;
         assert!(!sleeper.is_finished());

@@ -101,10 +101,22 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
         ] {
-            assert!(is_forbidden_ip(ip.parse().unwrap()), "{ip} should be forbidden");
+            assert!(
+                is_forbidden_ip(ip.parse().unwrap()),
+                "{ip} should be forbidden"
+            );
         }
-        for ip in ["8.8.8.8", "1.1.1.1", "172.32.0.1", "2606:4700::1111", "93.184.216.34"] {
-            assert!(!is_forbidden_ip(ip.parse().unwrap()), "{ip} should be allowed");
+        for ip in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "172.32.0.1",
+            "2606:4700::1111",
+            "93.184.216.34",
+        ] {
+            assert!(
+                !is_forbidden_ip(ip.parse().unwrap()),
+                "{ip} should be allowed"
+            );
         }
     }
 

@@ -1,0 +1,97 @@
+//! The store conformance suite. Every backend (SQLite, PostgreSQL, yours) runs the same checks:
+//!
+//! ```ignore
+//! async fn make() -> timetriggers_core::testing::TestStore {
+//!     let dir = tempfile::tempdir().unwrap();
+//!     let store = MyStore::open(dir.path().join("db")).await.unwrap();
+//!     timetriggers_core::testing::TestStore::new(std::sync::Arc::new(store), dir)
+//! }
+//! timetriggers_core::store_conformance_tests!(make);
+//! ```
+//!
+//! Each check is a public `async fn(&dyn Store)`; the macro stamps out one `#[tokio::test]`
+//! per check (the calling crate needs `tokio` with `macros` and `rt-multi-thread`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod engine;
+mod fixtures;
+mod projects;
+mod triggers;
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::store::Store;
+
+pub use engine::*;
+pub use fixtures::*;
+pub use projects::*;
+pub use triggers::*;
+
+/// A store under test plus whatever keeps it alive (a temp dir, a throwaway database).
+pub struct TestStore {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    _guard: Box<dyn Any + Send + Sync>,
+}
+
+impl TestStore {
+    /// Wraps a store and its guard.
+    pub fn new(store: Arc<dyn Store>, guard: impl Any + Send + Sync) -> Self {
+        TestStore {
+            store,
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+impl fmt::Debug for TestStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestStore")
+            .field("store", &self.store)
+            .finish()
+    }
+}
+
+/// Stamps out one test per conformance check. `$make` is an async fn returning [`TestStore`].
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($make:path) => {
+        $crate::store_conformance_tests!(@cases $make;
+            project_create_and_lookup,
+            project_slug_is_unique,
+            api_key_create_find_delete,
+            job_insert_and_get_round_trips_every_field,
+            job_binary_body_and_header_order_round_trip,
+            upsert_by_key_reschedules_in_place,
+            upsert_by_key_after_finish_creates_new_item,
+            upsert_by_key_of_running_job_is_gone,
+            upsert_by_id_follows_the_table,
+            upsert_skip_records_skipped_job,
+            cancel_by_id_and_key,
+            cancel_refusals,
+            quota_is_charged_and_enforced,
+            quota_resets_each_month,
+            project_scoping,
+            claim_only_due_and_only_once,
+            claim_respects_limit_and_due_order,
+            claims_are_disjoint_under_concurrent_claimers,
+            next_due_at_tracks_planned_executions,
+            outcome_recording_completes_job,
+            outcome_recording_is_fenced,
+            retry_plans_next_attempt,
+            lease_expiry_recovery,
+        );
+    };
+    (@cases $make:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let t: $crate::testing::TestStore = $make().await;
+                $crate::testing::$case(&*t.store).await;
+            }
+        )*
+    };
+}
