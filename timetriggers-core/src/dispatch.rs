@@ -78,6 +78,7 @@ impl DispatchOutcome {
 }
 
 /// Sends one delivery. Implementations never fail: every problem is an outcome.
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait Dispatcher: Send + Sync + fmt::Debug {
     /// Delivers `req` and reports what happened.

@@ -422,6 +422,101 @@ mod tests {
         assert!(futures::FutureExt::now_or_never(notified).is_some());
     }
 
+    use crate::dispatch::{MockDispatcher, ResponseSummary};
+    use crate::ids::{JobId, ProjectId};
+    use crate::model::{DeliveryOptions, HttpRequest, TriggeredBy};
+    use crate::store::MockStore;
+    use crate::time::ManualClock;
+
+    fn claimed(max_attempts: u32, attempt: u32) -> ClaimedExecution {
+        ClaimedExecution {
+            execution_id: ExecutionId::generate(),
+            job_id: JobId::generate(),
+            project_id: ProjectId::generate(),
+            attempt_number: attempt,
+            triggered_by: TriggeredBy::Scheduler,
+            planned_at: Timestamp::from_millis(1_000),
+            request: HttpRequest {
+                method: "GET".into(),
+                url: "https://example.com/".into(),
+                headers: vec![],
+                body: bytes::Bytes::new(),
+            },
+            options: DeliveryOptions {
+                max_attempts,
+                timeout: Duration::from_secs(5),
+            },
+        }
+    }
+
+    fn response(status: u16) -> DispatchOutcome {
+        DispatchOutcome::Response(ResponseSummary {
+            status,
+            headers: vec![],
+            body: String::new(),
+            size: 0,
+        })
+    }
+
+    /// Runs one `run_once` round where the store hands out `batch` and the dispatcher answers
+    /// with `outcome`; returns what the engine asked the store to record.
+    async fn round(batch: Vec<ClaimedExecution>, outcome: DispatchOutcome) -> Vec<CompletedExecution> {
+        let now = Timestamp::from_millis(10_000);
+        let mut store = MockStore::new();
+        let mut batch = Some(batch);
+        store
+            .expect_claim_due()
+            .returning(move |claim| {
+                assert_eq!(claim.now, now);
+                Ok(batch.take().unwrap_or_default())
+            });
+        let recorded = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = recorded.clone();
+        store.expect_complete_executions().returning(move |done| {
+            sink.lock().unwrap().extend_from_slice(done);
+            Ok(())
+        });
+        let mut dispatcher = MockDispatcher::new();
+        dispatcher
+            .expect_dispatch()
+            .returning(move |req| {
+                assert_eq!(req.timeout, Duration::from_secs(5));
+                outcome.clone()
+            });
+        let engine = Engine::new(
+            Arc::new(store),
+            Arc::new(dispatcher),
+            Arc::new(ManualClock::new(now)),
+            EngineConfig::default(),
+        );
+        engine.run_once().await.unwrap();
+        let out = recorded.lock().unwrap().clone();
+        out
+    }
+
+    #[tokio::test]
+    async fn a_retryable_failure_with_attempts_left_plans_the_next_attempt() {
+        let done = round(vec![claimed(3, 1)], DispatchOutcome::Failed("refused".into())).await;
+        assert_eq!(done.len(), 1);
+        let retry = done[0].retry.as_ref().expect("a retry is planned");
+        assert_eq!(retry.attempt_number, 2);
+        let delay = retry.due_at.as_millis() - 10_000;
+        assert!((800..=1_200).contains(&delay), "backoff {delay} ms");
+        assert_eq!(done[0].outcome.error(), Some("refused"));
+    }
+
+    #[tokio::test]
+    async fn the_last_attempt_and_non_retryable_answers_complete_the_job() {
+        let done = round(vec![claimed(3, 3)], response(503)).await;
+        assert!(done[0].retry.is_none(), "no attempts left");
+        let done = round(vec![claimed(3, 1)], response(404)).await;
+        assert!(done[0].retry.is_none(), "404 is not retried");
+        let done = round(vec![claimed(2, 1)], response(429)).await;
+        assert_eq!(done[0].retry.as_ref().map(|r| r.attempt_number), Some(2));
+        let done = round(vec![claimed(1, 1)], response(500)).await;
+        assert!(done[0].retry.is_none(), "one attempt only");
+    }
+
     #[test]
     fn backoff_grows_and_is_capped() {
         assert!(backoff(1) < backoff(2));

@@ -265,6 +265,7 @@ pub enum StaleScope {
 
 /// Persistence for TimeTriggers. Object-safe, so a server can hold `Arc<dyn Store>` chosen at
 /// run time. A backend proves itself by passing [`crate::testing`]'s conformance suite.
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug {
     // ---- health -------------------------------------------------------------------------
