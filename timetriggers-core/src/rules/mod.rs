@@ -2,5 +2,6 @@
 //! or a clock.
 
 pub mod cron;
+pub mod generator;
 pub mod schedule_at;
 pub mod target;
