@@ -1,0 +1,224 @@
+//! [`SqliteStore`]: opening, closing, and the [`Store`] implementation.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::FutureExt;
+use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
+use sqlx::ConnectOptions;
+use timetriggers_core::{
+    ApiKey, ApiKeyId, AuthenticatedKey, Claim, ClaimedExecution, CompletedExecution, Execution,
+    Job, JobId, NewApiKey, NewProject, Project, ProjectId, Refusal, StaleScope, Store, StoreResult,
+    Timestamp, TriggerRef, UpsertTrigger, Upserted,
+};
+
+use crate::error::{closed, from_migrate, from_sqlx};
+use crate::writer::Writer;
+use crate::{engine, lock, options, projects, triggers};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A [`Store`] on one SQLite file. Cheap to clone: clones share the writer and the readers.
+///
+/// Every write goes through one connection owned by a writer task, which commits whatever
+/// calls are queued together in one transaction (each in its own savepoint); reads use a small
+/// pool of read-only WAL connections. See the crate docs.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Writer,
+    readers: SqlitePool,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .field("writer", &self.inner.writer)
+            .field("readers", &self.inner.readers.size())
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating it if missing) the database file at `path`, runs the migrations, takes
+    /// the file's advisory lock and starts the writer. Must be called inside a tokio runtime.
+    pub async fn open(path: impl AsRef<Path>) -> StoreResult<SqliteStore> {
+        let path = path.as_ref().to_path_buf();
+        let lock = lock::acquire(&path).await?;
+
+        let writer_options = options::writer(&path);
+        let mut conn = writer_options.connect().await.map_err(|e| {
+            crate::error::config(format!(
+                "cannot open the SQLite database {}: {e}",
+                path.display()
+            ))
+        })?;
+        MIGRATOR.run(&mut conn).await.map_err(from_migrate)?;
+
+        let readers = SqlitePoolOptions::new()
+            .max_connections(options::READERS)
+            .min_connections(1)
+            .acquire_timeout(options::ACQUIRE_TIMEOUT)
+            // A local file does not drop connections: skip the ping before each read.
+            .test_before_acquire(false)
+            .connect_with(options::reader(&path))
+            .await
+            .map_err(from_sqlx)?;
+
+        let writer = Writer::spawn(conn, writer_options, lock);
+        tracing::debug!(path = %path.display(), "SQLite store open");
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path,
+                writer,
+                readers,
+            }),
+        })
+    }
+
+    /// Opens the database named by a URL: `sqlite://PATH` or `sqlite:PATH`, the path relative
+    /// (to the working directory) or absolute (`sqlite:///var/lib/tt.db`). Anything else, an
+    /// in-memory database or query parameters included, is refused with a message saying so.
+    pub async fn connect(url: &str) -> StoreResult<SqliteStore> {
+        SqliteStore::open(options::path_from_url(url)?).await
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Commits what is queued, closes every connection and releases the file's lock; returns
+    /// once that is done. Afterwards every call fails with `Unavailable`. Dropping the last
+    /// clone also closes the store, but in the background.
+    pub async fn close(&self) {
+        self.inner.writer.close().await;
+        self.inner.readers.close().await;
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        if self.inner.writer.is_closed() {
+            return Err(closed());
+        }
+        sqlx::query("SELECT 1")
+            .execute(&self.inner.readers)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(())
+    }
+
+    fn is_exclusive(&self) -> bool {
+        true
+    }
+
+    async fn create_project(&self, project: NewProject) -> StoreResult<Project> {
+        self.inner
+            .writer
+            .write(move |conn| projects::create(conn, project).boxed())
+            .await
+    }
+
+    async fn get_project(&self, id: &ProjectId) -> StoreResult<Option<Project>> {
+        projects::get(&self.inner.readers, id).await
+    }
+
+    async fn get_project_by_slug(&self, slug: &str) -> StoreResult<Option<Project>> {
+        projects::get_by_slug(&self.inner.readers, slug).await
+    }
+
+    async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey> {
+        self.inner
+            .writer
+            .write(move |conn| projects::create_key(conn, key).boxed())
+            .await
+    }
+
+    async fn find_api_key(&self, key_hash: &str) -> StoreResult<Option<AuthenticatedKey>> {
+        projects::find_key(&self.inner.readers, key_hash).await
+    }
+
+    async fn delete_api_key(&self, project_id: &ProjectId, id: &ApiKeyId) -> StoreResult<()> {
+        let (project_id, id) = (project_id.clone(), id.clone());
+        self.inner
+            .writer
+            .write(move |conn| {
+                async move { projects::delete_key(conn, &project_id, &id).await }.boxed()
+            })
+            .await
+    }
+
+    async fn upsert_trigger(&self, req: UpsertTrigger) -> StoreResult<Result<Upserted, Refusal>> {
+        self.inner
+            .writer
+            .write(move |conn| triggers::upsert(conn, req).boxed())
+            .await
+    }
+
+    async fn cancel_trigger(
+        &self,
+        project_id: &ProjectId,
+        target: &TriggerRef,
+        now: Timestamp,
+    ) -> StoreResult<Result<JobId, Refusal>> {
+        let (project_id, target) = (project_id.clone(), target.clone());
+        self.inner
+            .writer
+            .write(move |conn| {
+                async move { triggers::cancel(conn, &project_id, &target, now).await }.boxed()
+            })
+            .await
+    }
+
+    async fn get_job(&self, project_id: &ProjectId, id: &JobId) -> StoreResult<Option<Job>> {
+        triggers::get_job(&self.inner.readers, project_id, id).await
+    }
+
+    async fn list_job_executions(
+        &self,
+        project_id: &ProjectId,
+        job_id: &JobId,
+    ) -> StoreResult<Option<Vec<Execution>>> {
+        triggers::list_job_executions(&self.inner.readers, project_id, job_id).await
+    }
+
+    async fn claim_due(&self, claim: Claim) -> StoreResult<Vec<ClaimedExecution>> {
+        self.inner
+            .writer
+            .write(move |conn| async move { engine::claim_due(conn, &claim).await }.boxed())
+            .await
+    }
+
+    async fn next_due_at(&self) -> StoreResult<Option<Timestamp>> {
+        engine::next_due_at(&self.inner.readers).await
+    }
+
+    async fn complete_executions(&self, done: &[CompletedExecution]) -> StoreResult<()> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let done = done.to_vec();
+        self.inner
+            .writer
+            .write(move |conn| async move { engine::complete(conn, &done).await }.boxed())
+            .await
+    }
+
+    async fn list_stale_executions(
+        &self,
+        now: Timestamp,
+        scope: StaleScope,
+        limit: usize,
+    ) -> StoreResult<Vec<ClaimedExecution>> {
+        engine::list_stale(&self.inner.readers, now, scope, limit).await
+    }
+}

@@ -1,0 +1,395 @@
+//! Create-or-reschedule, cancel, and reading jobs and their executions.
+//!
+//! The decisions are core's ([`plan_upsert`], [`plan_cancel`]); this module reads what they
+//! need inside the writer's transaction and applies what they decide.
+
+use sqlx::sqlite::{SqliteConnection, SqlitePool};
+use timetriggers_core::lifecycle::{plan_cancel, plan_upsert};
+use timetriggers_core::{
+    Execution, ExecutionId, FoundItem, ItemState, Job, JobId, JobKind, JobStatus, ProjectId,
+    Refusal, StoreError, StoreResult, Timestamp, TriggerDefinition, TriggerRef, TriggerSchedule,
+    UpsertOperation, UpsertPlan, UpsertTrigger, Upserted,
+};
+
+use crate::error::from_sqlx;
+use crate::rows::{self, duration_ms, headers_json, ms, tags_json, EXECUTION_COLUMNS, JOB_COLUMNS};
+
+/// The statuses in which a job holds its custom key. Queries spell the list out literally (as
+/// the partial index `jobs_live_custom_key` does) so that SQLite can use the index.
+const LIVE: &str = "('registered', 'queued', 'running')";
+
+// ---- lookups inside a write -------------------------------------------------------------------
+
+/// The item with this id in the project, in any state.
+async fn find_by_id(
+    conn: &mut SqliteConnection,
+    project_id: &ProjectId,
+    id: &JobId,
+) -> StoreResult<Option<FoundItem>> {
+    let row = sqlx::query("SELECT id, status FROM jobs WHERE id = ?1 AND project_id = ?2")
+        .bind(id.as_str())
+        .bind(project_id.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(from_sqlx)?;
+    // Seam: generators share the id space; look them up here once they exist.
+    row.map(|row| found_job(&row)).transpose()
+}
+
+/// The live item holding `key` in the project.
+async fn find_live_key_holder(
+    conn: &mut SqliteConnection,
+    project_id: &ProjectId,
+    key: &str,
+) -> StoreResult<Option<FoundItem>> {
+    let sql = format!(
+        "SELECT id, status FROM jobs WHERE project_id = ?1 AND custom_key = ?2 \
+         AND custom_key IS NOT NULL AND status IN {LIVE}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(project_id.as_str())
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(from_sqlx)?;
+    // Seam: an active generator holds its key too; look it up here once generators exist.
+    row.map(|row| found_job(&row)).transpose()
+}
+
+fn found_job(row: &sqlx::sqlite::SqliteRow) -> StoreResult<FoundItem> {
+    Ok(FoundItem {
+        id: rows::job_id(row, "id")?,
+        state: ItemState::Job(rows::job_status(row, "status")?),
+    })
+}
+
+/// The project's quota and what it used this month; `NotFound` if there is no such project.
+async fn quota_state(
+    conn: &mut SqliteConnection,
+    project_id: &ProjectId,
+    month: &str,
+) -> StoreResult<(timetriggers_core::MonthQuota, u64)> {
+    let row = sqlx::query(
+        "SELECT p.month_quota, COALESCE(q.used, 0) AS used FROM projects p \
+         LEFT JOIN quota_usage q ON q.project_id = p.id AND q.month = ?2 WHERE p.id = ?1",
+    )
+    .bind(project_id.as_str())
+    .bind(month)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(from_sqlx)?
+    .ok_or(StoreError::NotFound)?;
+    let quota = rows::month_quota(&row, "month_quota")?;
+    let used: i64 = sqlx::Row::try_get(&row, "used").map_err(from_sqlx)?;
+    Ok((quota, u64::try_from(used).unwrap_or(0)))
+}
+
+/// Charges one unit for `month`; returns the units used after the charge.
+async fn charge(
+    conn: &mut SqliteConnection,
+    project_id: &ProjectId,
+    month: &str,
+) -> StoreResult<u64> {
+    let used: i64 = sqlx::query_scalar(
+        "INSERT INTO quota_usage (project_id, month, used) VALUES (?1, ?2, 1) \
+         ON CONFLICT (project_id, month) DO UPDATE SET used = used + 1 RETURNING used",
+    )
+    .bind(project_id.as_str())
+    .bind(month)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(from_sqlx)?;
+    Ok(u64::try_from(used).unwrap_or(0))
+}
+
+// ---- upsert -----------------------------------------------------------------------------------
+
+/// The create-or-reschedule of [`timetriggers_core::Store::upsert_trigger`], in the writer's
+/// transaction. Order of refusals: quota, then whatever [`plan_upsert`] refuses.
+pub(crate) async fn upsert(
+    conn: &mut SqliteConnection,
+    req: UpsertTrigger,
+) -> StoreResult<Result<Upserted, Refusal>> {
+    let month = req.now.month_key();
+    let (quota, used) = quota_state(conn, &req.project_id, &month).await?;
+    if quota.remaining(used) == Some(0) {
+        return Ok(Err(Refusal::QuotaExceeded));
+    }
+
+    let by_id = match &req.trigger_id {
+        Some(id) => Some(find_by_id(conn, &req.project_id, id).await?),
+        None => None,
+    };
+    let key_holder = match &req.custom_key {
+        Some(key) => Some(find_live_key_holder(conn, &req.project_id, key).await?),
+        None => None,
+    };
+    let plan = match plan_upsert(by_id, key_holder) {
+        Ok(plan) => plan,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+
+    let TriggerSchedule::Once { at, skip } = req.definition.schedule;
+    let (id, operation) = match plan {
+        UpsertPlan::Create => {
+            insert_job(conn, &req, at, skip).await?;
+            (req.new_job_id.clone(), UpsertOperation::Schedule)
+        }
+        UpsertPlan::Update(id) => {
+            update_job(conn, &req, &id, at, skip).await?;
+            (id, UpsertOperation::Reschedule)
+        }
+    };
+
+    let used = charge(conn, &req.project_id, &month).await?;
+    Ok(Ok(Upserted {
+        id,
+        operation,
+        kind: JobKind::Job,
+        scheduled_at: at,
+        month_quota_remaining: quota.remaining(used),
+    }))
+}
+
+fn status_for(skip: bool) -> JobStatus {
+    if skip {
+        JobStatus::Skipped
+    } else {
+        JobStatus::Registered
+    }
+}
+
+/// The definition's columns, bound in the order `insert_job` and `update_job` expect.
+struct Columns {
+    headers: String,
+    tags: String,
+    max_attempts: i64,
+    timeout_ms: i64,
+}
+
+fn columns(def: &TriggerDefinition) -> StoreResult<Columns> {
+    Ok(Columns {
+        headers: headers_json(&def.request.headers)?,
+        tags: tags_json(&def.tags)?,
+        max_attempts: i64::from(def.options.max_attempts),
+        timeout_ms: duration_ms(def.options.timeout),
+    })
+}
+
+async fn insert_job(
+    conn: &mut SqliteConnection,
+    req: &UpsertTrigger,
+    at: Timestamp,
+    skip: bool,
+) -> StoreResult<()> {
+    let def = &req.definition;
+    let c = columns(def)?;
+    sqlx::query(
+        "INSERT INTO jobs (id, project_id, custom_key, title, status, scheduled_at, method, url, \
+         headers, body, tags, max_attempts, timeout_ms, origin, registered_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )
+    .bind(req.new_job_id.as_str())
+    .bind(req.project_id.as_str())
+    .bind(req.custom_key.as_deref())
+    .bind(def.title.as_deref())
+    .bind(status_for(skip).as_str())
+    .bind(ms(at))
+    .bind(&def.request.method)
+    .bind(&def.request.url)
+    .bind(&c.headers)
+    .bind(def.request.body.as_ref())
+    .bind(&c.tags)
+    .bind(c.max_attempts)
+    .bind(c.timeout_ms)
+    .bind(req.origin.as_str())
+    .bind(ms(req.now))
+    .execute(&mut *conn)
+    .await
+    .map_err(from_sqlx)?;
+    if !skip {
+        insert_first_execution(
+            conn,
+            &req.new_execution_id,
+            &req.new_job_id,
+            &req.project_id,
+            at,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The planned execution of a registered job: attempt 1 by the scheduler, due at its time.
+async fn insert_first_execution(
+    conn: &mut SqliteConnection,
+    id: &ExecutionId,
+    job_id: &JobId,
+    project_id: &ProjectId,
+    at: Timestamp,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO executions (id, job_id, project_id, attempt_number, triggered_by, status, \
+         planned_at, due_at) VALUES (?1, ?2, ?3, 1, 'scheduler', 'planned', ?4, ?4)",
+    )
+    .bind(id.as_str())
+    .bind(job_id.as_str())
+    .bind(project_id.as_str())
+    .bind(ms(at))
+    .execute(&mut *conn)
+    .await
+    .map_err(from_sqlx)?;
+    Ok(())
+}
+
+/// Replaces a registered job's definition in place (same id, same origin and registration
+/// time; the custom key only when one is given) and moves, or cancels, its planned execution.
+async fn update_job(
+    conn: &mut SqliteConnection,
+    req: &UpsertTrigger,
+    id: &JobId,
+    at: Timestamp,
+    skip: bool,
+) -> StoreResult<()> {
+    let def = &req.definition;
+    let c = columns(def)?;
+    let done = sqlx::query(
+        "UPDATE jobs SET custom_key = COALESCE(?3, custom_key), title = ?4, status = ?5, \
+         scheduled_at = ?6, method = ?7, url = ?8, headers = ?9, body = ?10, tags = ?11, \
+         max_attempts = ?12, timeout_ms = ?13, rate_limited_at = NULL, \
+         rate_limited_until = NULL, rate_limited_tags = '[]' \
+         WHERE id = ?1 AND project_id = ?2",
+    )
+    .bind(id.as_str())
+    .bind(req.project_id.as_str())
+    .bind(req.custom_key.as_deref())
+    .bind(def.title.as_deref())
+    .bind(status_for(skip).as_str())
+    .bind(ms(at))
+    .bind(&def.request.method)
+    .bind(&def.request.url)
+    .bind(&c.headers)
+    .bind(def.request.body.as_ref())
+    .bind(&c.tags)
+    .bind(c.max_attempts)
+    .bind(c.timeout_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(from_sqlx)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+
+    if skip {
+        cancel_planned(conn, id).await?;
+        return Ok(());
+    }
+    let moved = sqlx::query(
+        "UPDATE executions SET planned_at = ?2, due_at = ?2, rate_limited_at = NULL, \
+         rate_limited_until = NULL, rate_limited_tags = '[]' \
+         WHERE job_id = ?1 AND status = 'planned'",
+    )
+    .bind(id.as_str())
+    .bind(ms(at))
+    .execute(&mut *conn)
+    .await
+    .map_err(from_sqlx)?;
+    if moved.rows_affected() == 0 {
+        // A registered job always has its planned execution; should one be missing, the
+        // reschedule restores the invariant rather than leaving a job that never fires.
+        tracing::warn!(job = %id, "registered job had no planned execution; planning one");
+        insert_first_execution(conn, &req.new_execution_id, id, &req.project_id, at).await?;
+    }
+    Ok(())
+}
+
+/// Cancels a job's planned execution, if it has one.
+async fn cancel_planned(conn: &mut SqliteConnection, job_id: &JobId) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE executions SET status = 'cancelled' WHERE job_id = ?1 AND status = 'planned'",
+    )
+    .bind(job_id.as_str())
+    .execute(&mut *conn)
+    .await
+    .map_err(from_sqlx)?;
+    Ok(())
+}
+
+// ---- cancel -----------------------------------------------------------------------------------
+
+/// [`timetriggers_core::Store::cancel_trigger`] in the writer's transaction.
+pub(crate) async fn cancel(
+    conn: &mut SqliteConnection,
+    project_id: &ProjectId,
+    target: &TriggerRef,
+    now: Timestamp,
+) -> StoreResult<Result<JobId, Refusal>> {
+    let found = match target {
+        TriggerRef::Id(id) => find_by_id(conn, project_id, id).await?,
+        TriggerRef::CustomKey(key) => find_live_key_holder(conn, project_id, key).await?,
+    };
+    let item = match plan_cancel(found) {
+        Ok(item) => item,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    sqlx::query("UPDATE jobs SET status = 'cancelled', cancelled_at = ?2 WHERE id = ?1")
+        .bind(item.id.as_str())
+        .bind(ms(now))
+        .execute(&mut *conn)
+        .await
+        .map_err(from_sqlx)?;
+    cancel_planned(conn, &item.id).await?;
+    Ok(Ok(item.id))
+}
+
+// ---- reads ------------------------------------------------------------------------------------
+
+pub(crate) async fn get_job(
+    pool: &SqlitePool,
+    project_id: &ProjectId,
+    id: &JobId,
+) -> StoreResult<Option<Job>> {
+    let sql = format!(
+        "SELECT {JOB_COLUMNS} FROM jobs j JOIN projects p ON p.id = j.project_id \
+         WHERE j.id = ?1 AND j.project_id = ?2"
+    );
+    sqlx::query(&sql)
+        .bind(id.as_str())
+        .bind(project_id.as_str())
+        .fetch_optional(pool)
+        .await
+        .map_err(from_sqlx)?
+        .map(|row| rows::job(&row))
+        .transpose()
+}
+
+/// A job's executions, newest first, in one statement (so one snapshot): the job row is
+/// joined so that "no such job" (no row) differs from "no executions" (one row of NULLs).
+pub(crate) async fn list_job_executions(
+    pool: &SqlitePool,
+    project_id: &ProjectId,
+    job_id: &JobId,
+) -> StoreResult<Option<Vec<Execution>>> {
+    let sql = format!(
+        "SELECT {EXECUTION_COLUMNS} FROM jobs j LEFT JOIN executions e ON e.job_id = j.id \
+         WHERE j.id = ?1 AND j.project_id = ?2 \
+         ORDER BY e.attempt_number DESC, e.planned_at DESC, e.rowid DESC"
+    );
+    let found = sqlx::query(&sql)
+        .bind(job_id.as_str())
+        .bind(project_id.as_str())
+        .fetch_all(pool)
+        .await
+        .map_err(from_sqlx)?;
+    if found.is_empty() {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(found.len());
+    for row in &found {
+        let id: Option<String> = sqlx::Row::try_get(row, "id").map_err(from_sqlx)?;
+        if id.is_some() {
+            out.push(rows::execution(row)?);
+        }
+    }
+    Ok(Some(out))
+}
