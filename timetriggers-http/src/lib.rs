@@ -1,1 +1,61 @@
-//! placeholder
+//! # TimeTriggers HTTP
+//!
+//! The axum router serving the TimeTriggers HTTP API: a thin translation of HTTP requests onto
+//! [`timetriggers_core::TimeTriggers`], with the contract's error shape
+//! (`{"_tag": "<Tag>", "message": "…"}` plus a `ttr-error` header) for every failure.
+//!
+//! [`router`] returns an `axum::Router` with its state applied, so an application can mount
+//! it under any prefix and wrap it in its own layers:
+//!
+//! ```no_run
+//! # async fn demo(store: std::sync::Arc<dyn timetriggers_core::Store>) -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use timetriggers_core::{EngineSignal, ServiceConfig, SystemClock, TimeTriggers};
+//! use timetriggers_http::{AppState, HttpConfig};
+//!
+//! let service = TimeTriggers::new(
+//!     store,
+//!     Arc::new(SystemClock),
+//!     Arc::new(EngineSignal::new()),
+//!     ServiceConfig::default(),
+//! );
+//! let state = AppState::new(service, HttpConfig { max_body_bytes: 256 * 1024 });
+//! let app = axum::Router::new()
+//!     .nest("/triggers", timetriggers_http::router(state))
+//!     .route("/", axum::routing::get(|| async { "my app" }));
+//!
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The router's state is already applied (it is a `Router<()>`); an application whose own
+//! router carries a state mounts it with `Router::nest_service` instead.
+//!
+//! ## Routes
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET, POST, PUT, PATCH, DELETE, HEAD /schedule` | 200 `ScheduleResult` and `ttr-trigger-id`, `ttr-scheduled-at`, `ttr-month-quota-remaining` headers |
+//! | `DELETE, GET, POST /cancel` (and `HEAD`, which axum serves as `GET`) | 204 |
+//! | `GET /health` | 200 `{"ok":true}`, or 503 when the store is unreachable |
+//!
+//! Unknown routes answer a JSON 404, a known route called with another method a JSON 405, and
+//! a handler panic a JSON 500. A body over [`HttpConfig::max_body_bytes`] is a 413, checked
+//! from `content-length` before anything else and while reading a chunked body.
+//!
+//! Handlers that take JSON bodies use [`ApiJson`], whose rejections are 400 `BadRequest` (or
+//! 413) in the same shape. [`ErrorTag::of`] is the one table from core errors to statuses.
+
+#![warn(missing_docs)]
+
+mod error;
+mod extract;
+mod router;
+mod state;
+mod triggers;
+
+pub use error::{ApiError, ErrorTag};
+pub use extract::ApiJson;
+pub use router::router;
+pub use state::{AppState, HttpConfig};

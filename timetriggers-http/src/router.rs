@@ -1,0 +1,133 @@
+//! [`router`]: the routes, the JSON 404 / 405 fallbacks, and the few layers every route gets.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, OriginalUri, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, on, MethodFilter};
+use axum::Router;
+use http::header::CONTENT_TYPE;
+use http::Method;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::error::{panic_response, ApiError, ErrorTag, APPLICATION_JSON};
+use crate::state::AppState;
+use crate::triggers::{cancel, schedule};
+
+/// The router of the TimeTriggers API, with `state` applied.
+///
+/// Routes: `/schedule` (GET, POST, PUT, PATCH, DELETE, HEAD), `/cancel` (DELETE, GET, POST)
+/// and `GET /health`. Unknown routes answer a JSON 404 and known routes a JSON 405 for other
+/// methods; a handler panic answers a JSON 500. Nest it under any prefix and add your own
+/// layers around it.
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.max_body_bytes;
+    let schedule_methods = MethodFilter::GET
+        .or(MethodFilter::HEAD)
+        .or(MethodFilter::POST)
+        .or(MethodFilter::PUT)
+        .or(MethodFilter::PATCH)
+        .or(MethodFilter::DELETE);
+    let cancel_methods = MethodFilter::DELETE
+        .or(MethodFilter::GET)
+        .or(MethodFilter::POST);
+    let routes = Router::new()
+        .route("/schedule", on(schedule_methods, schedule))
+        .route("/cancel", on(cancel_methods, cancel))
+        .route("/health", get(health))
+        .with_state(Arc::new(state));
+    with_contract_layers(routes, limit)
+}
+
+/// The JSON fallbacks, the body limit for [`crate::ApiJson`] and the panic guard. Kept apart
+/// from [`router`] so unit tests can put the same dressing on their own routes.
+pub(crate) fn with_contract_layers(routes: Router, max_body_bytes: usize) -> Router {
+    routes
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(CatchPanicLayer::custom(panic_response))
+}
+
+const HEALTHY: &[u8] = br#"{"ok":true}"#;
+
+async fn health(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    state.service.health().await?;
+    let mut response = Response::new(Body::from(HEALTHY));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, APPLICATION_JSON);
+    Ok(response)
+}
+
+async fn not_found(method: Method, OriginalUri(uri): OriginalUri) -> Response {
+    ApiError::new(
+        ErrorTag::NotFound,
+        format!("no route for {method} {}", uri.path()),
+    )
+    .into_response()
+}
+
+async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> Response {
+    ApiError::new(
+        ErrorTag::MethodNotAllowed,
+        format!("method {method} is not allowed on {}", uri.path()),
+    )
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::extract::Request;
+    use axum::routing::get;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::error::TTR_ERROR;
+
+    async fn boom() -> &'static str {
+        panic!("the handler blew up")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_a_json_500() {
+        let app = with_contract_layers(Router::new().route("/boom", get(boom)), 1024);
+        let res = app
+            .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 500);
+        assert_eq!(res.headers()[CONTENT_TYPE], "application/json");
+        assert_eq!(res.headers()[TTR_ERROR], "internal server error");
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"_tag": "InternalError", "message": "internal server error"})
+        );
+    }
+
+    #[tokio::test]
+    async fn fallbacks_name_the_method_and_path() {
+        let app = with_contract_layers(Router::new().route("/x", get(|| async { "x" })), 1024);
+        let res = app
+            .clone()
+            .oneshot(Request::get("/nope?q=1").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404);
+        assert_eq!(res.headers()[TTR_ERROR], "no route for GET /nope");
+        let res = app
+            .oneshot(Request::delete("/x").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 405);
+        assert_eq!(
+            res.headers()[TTR_ERROR],
+            "method DELETE is not allowed on /x"
+        );
+        assert_eq!(res.headers()[http::header::ALLOW], "GET,HEAD");
+    }
+}
