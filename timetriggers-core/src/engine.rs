@@ -460,16 +460,17 @@ mod tests {
 
     /// Runs one `run_once` round where the store hands out `batch` and the dispatcher answers
     /// with `outcome`; returns what the engine asked the store to record.
-    async fn round(batch: Vec<ClaimedExecution>, outcome: DispatchOutcome) -> Vec<CompletedExecution> {
+    async fn round(
+        batch: Vec<ClaimedExecution>,
+        outcome: DispatchOutcome,
+    ) -> Vec<CompletedExecution> {
         let now = Timestamp::from_millis(10_000);
         let mut store = MockStore::new();
         let mut batch = Some(batch);
-        store
-            .expect_claim_due()
-            .returning(move |claim| {
-                assert_eq!(claim.now, now);
-                Ok(batch.take().unwrap_or_default())
-            });
+        store.expect_claim_due().returning(move |claim| {
+            assert_eq!(claim.now, now);
+            Ok(batch.take().unwrap_or_default())
+        });
         let recorded = Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = recorded.clone();
         store.expect_complete_executions().returning(move |done| {
@@ -477,12 +478,10 @@ mod tests {
             Ok(())
         });
         let mut dispatcher = MockDispatcher::new();
-        dispatcher
-            .expect_dispatch()
-            .returning(move |req| {
-                assert_eq!(req.timeout, Duration::from_secs(5));
-                outcome.clone()
-            });
+        dispatcher.expect_dispatch().returning(move |req| {
+            assert_eq!(req.timeout, Duration::from_secs(5));
+            outcome.clone()
+        });
         let engine = Engine::new(
             Arc::new(store),
             Arc::new(dispatcher),
@@ -496,7 +495,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_retryable_failure_with_attempts_left_plans_the_next_attempt() {
-        let done = round(vec![claimed(3, 1)], DispatchOutcome::Failed("refused".into())).await;
+        let done = round(
+            vec![claimed(3, 1)],
+            DispatchOutcome::Failed("refused".into()),
+        )
+        .await;
         assert_eq!(done.len(), 1);
         let retry = done[0].retry.as_ref().expect("a retry is planned");
         assert_eq!(retry.attempt_number, 2);

@@ -1,1 +1,160 @@
-fn main() {}
+//! The TimeTriggers reference server: serves the HTTP API of API.md and runs the delivery
+//! engine in one process. See `docs/configuration.md` for every setting.
+
+mod config;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use timetriggers_core::{
+    Engine, EngineConfig, HttpDispatcher, HttpDispatcherConfig, MonthQuota, ServiceConfig, Store,
+    SystemClock, TimeTriggers,
+};
+use timetriggers_http::{router, AppState, HttpConfig};
+use timetriggers_store_sqlite::SqliteStore;
+use tokio::sync::watch;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Cli, Settings};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let settings = Settings::resolve(Cli::parse())?;
+    run(settings).await
+}
+
+async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        let store = SqliteStore::connect(url)
+            .await
+            .with_context(|| format!("opening {url}"))?;
+        return Ok(Arc::new(store));
+    }
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        bail!("PostgreSQL is not supported by this build yet (TIMETRIGGERS_DATABASE_URL={url})");
+    }
+    bail!("TIMETRIGGERS_DATABASE_URL must start with sqlite:// or postgres:// (got {url:?})")
+}
+
+async fn run(settings: Settings) -> anyhow::Result<()> {
+    let store = open_store(&settings.database_url).await?;
+    let clock = Arc::new(SystemClock);
+    let dispatcher = Arc::new(
+        HttpDispatcher::new(HttpDispatcherConfig {
+            allow_private_targets: settings.allow_private_targets,
+            ..HttpDispatcherConfig::default()
+        })
+        .context("building the HTTP client")?,
+    );
+    let engine = Engine::new(
+        store.clone(),
+        dispatcher,
+        clock.clone(),
+        EngineConfig {
+            max_in_flight: settings.max_in_flight,
+            shutdown_grace: Duration::from_secs(settings.shutdown_grace_secs),
+            ..EngineConfig::default()
+        },
+    );
+    let service = TimeTriggers::new(
+        store,
+        clock,
+        engine.signal(),
+        ServiceConfig {
+            allow_private_targets: settings.allow_private_targets,
+            default_month_quota: MonthQuota::from_option(settings.default_month_quota),
+        },
+    );
+
+    if let Some(secret) = service
+        .bootstrap(settings.bootstrap_api_key.as_deref())
+        .await
+        .context("creating the default project")?
+    {
+        println!("Created project \"default\". Its API key (shown only this once):");
+        println!("  {secret}");
+        println!("Use it as the ttr-api-key header, e.g.:");
+        println!(
+            "  curl -X POST http://{}/schedule -H 'ttr-api-key: {secret}' -H 'ttr-url: https://example.com/' -H 'ttr-scheduled-at: now | add 10s'",
+            settings.listen
+        );
+    }
+
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
+    let local = listener.local_addr()?;
+    // Tests and scripts read this line to find the port.
+    println!("listening on http://{local}");
+    tracing::info!(%local, database = %redact(&settings.database_url), "TimeTriggers started");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let app = router(AppState {
+        service,
+        config: HttpConfig {
+            max_body_bytes: settings.max_body_bytes,
+        },
+    });
+    let mut http_stop = stop_rx.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    let mut engine_stop = stop_rx;
+    let engine_task = tokio::spawn(async move {
+        engine
+            .run(async move {
+                let _ = engine_stop.wait_for(|s| *s).await;
+            })
+            .await;
+    });
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new requests, letting in-flight deliveries finish");
+    let _ = stop_tx.send(true);
+    server.await.context("HTTP server task")??;
+    engine_task.await.context("engine task")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://…{}", &url[..scheme], &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

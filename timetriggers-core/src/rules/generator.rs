@@ -58,7 +58,11 @@ pub fn plan_occurrences(
     let missed = loop {
         let start = horizon.saturating_sub(span).max(after);
         let mut times = Vec::new();
-        let mut t = if start == after { Some(first) } else { next_fire(cron, tz, start) };
+        let mut t = if start == after {
+            Some(first)
+        } else {
+            next_fire(cron, tz, start)
+        };
         while let Some(at) = t {
             if at >= horizon {
                 break;
@@ -193,7 +197,10 @@ mod tests {
         .unwrap();
         assert_eq!(plan.skipped.len(), MAX_SKIPPED_RECORDS);
         let horizon = now.saturating_sub(MISSED_AFTER);
-        assert_eq!(*plan.skipped.last().unwrap(), horizon.saturating_sub(Duration::from_secs(1)));
+        assert_eq!(
+            *plan.skipped.last().unwrap(),
+            horizon.saturating_sub(Duration::from_secs(1))
+        );
         assert!(plan.skipped.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(plan.pending_at, horizon);
 
@@ -206,7 +213,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(plan.skipped.len(), MAX_SKIPPED_RECORDS);
-        assert_eq!(plan.pending_at, horizon.saturating_sub(Duration::from_secs(1)));
+        assert_eq!(
+            plan.pending_at,
+            horizon.saturating_sub(Duration::from_secs(1))
+        );
         assert!(plan.catch_up);
         assert!(*plan.skipped.last().unwrap() < plan.pending_at);
     }
@@ -239,6 +249,10 @@ mod tests {
             false,
         )
         .unwrap();
-        assert_eq!(plan.pending_at, t("2026-11-23T14:30:00Z"), "Monday 09:30 EST");
+        assert_eq!(
+            plan.pending_at,
+            t("2026-11-23T14:30:00Z"),
+            "Monday 09:30 EST"
+        );
     }
 }
