@@ -1,0 +1,168 @@
+//! Spawning `timetriggers-server` instances and reading their peak RSS.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// How long a spawned server may take to print its address (migrations included).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A server process this tool started; killed on drop.
+#[derive(Debug)]
+pub struct Spawned {
+    child: Child,
+    /// `http://IP:PORT`, from the server's `listening on` line.
+    pub base: String,
+    /// The process id, for `/proc/PID/status`.
+    pub pid: Option<u32>,
+}
+
+impl Spawned {
+    /// Starts `bin` on `database_url` with `api_key` bootstrapped, and waits for its address.
+    pub async fn start(bin: &Path, database_url: &str, api_key: &str) -> anyhow::Result<Spawned> {
+        let mut child = Command::new(bin)
+            .env("TIMETRIGGERS_LISTEN", "127.0.0.1:0")
+            .env("TIMETRIGGERS_DATABASE_URL", database_url)
+            .env("TIMETRIGGERS_BOOTSTRAP_API_KEY", api_key)
+            .env("TIMETRIGGERS_ALLOW_PRIVATE_TARGETS", "true")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let stdout = child
+            .stdout
+            .take()
+            .context("the server's stdout was not captured")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let found = tokio::time::timeout(START_TIMEOUT, async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(rest) = line.strip_prefix("listening on ") {
+                    return Ok(Some(rest.trim().trim_end_matches('/').to_owned()));
+                }
+            }
+            Ok::<_, std::io::Error>(None)
+        })
+        .await;
+        let base = match found {
+            Ok(Ok(Some(base))) => base,
+            Ok(Ok(None)) => {
+                let status = child.wait().await.ok();
+                bail!(
+                    "{} exited ({}) before printing `listening on http://…`; its stderr is above",
+                    bin.display(),
+                    status.map_or_else(|| "unknown status".to_owned(), |s| s.to_string())
+                );
+            }
+            Ok(Err(e)) => return Err(e).context("reading the server's stdout"),
+            Err(_) => bail!(
+                "{} did not print `listening on http://…` within {START_TIMEOUT:?}",
+                bin.display()
+            ),
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let pid = child.id();
+        Ok(Spawned { child, base, pid })
+    }
+
+    /// Kills the process and reaps it.
+    pub async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
+
+/// `timetriggers-server` next to this executable (the same `target/<profile>` directory).
+pub fn default_server_bin() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating this executable")?;
+    let dir = exe
+        .parent()
+        .context("this executable has no parent directory")?;
+    Ok(dir.join(format!(
+        "timetriggers-server{}",
+        std::env::consts::EXE_SUFFIX
+    )))
+}
+
+/// Fails with a build hint when the server binary is missing.
+pub fn check_server_bin(bin: &Path) -> anyhow::Result<()> {
+    if bin.is_file() {
+        return Ok(());
+    }
+    bail!(
+        "server binary {} not found. Build it first:\n  cargo build --release -p timetriggers-server\n\
+         (or pass --server-bin PATH, e.g. target/debug/timetriggers-server, or --server URL --api-key KEY \
+         for a server that is already running)",
+        bin.display()
+    )
+}
+
+/// A random API key for the bootstrapped project.
+pub fn random_api_key() -> String {
+    let a = RandomState::new().build_hasher().finish();
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(a);
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    format!("ttr_loadtest_{a:016x}{:016x}", h.finish())
+}
+
+/// Peak resident set size of `pid` in MB (VmHWM), if /proc has it.
+pub fn peak_rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_vm_hwm_kb(&status).map(|kb| kb as f64 / 1024.0)
+}
+
+/// The `VmHWM:` line of a /proc status file, in kB.
+pub fn parse_vm_hwm_kb(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// `sqlite` or `postgres` (or whatever precedes `:`).
+pub fn database_kind(url: &str) -> &str {
+    match url.split(':').next().unwrap_or_default() {
+        "postgresql" => "postgres",
+        kind => kind,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_vm_hwm() {
+        let status =
+            "Name:\ttimetriggers-se\nVmPeak:\t  100 kB\nVmHWM:\t   20480 kB\nVmRSS:\t 1 kB\n";
+        assert_eq!(parse_vm_hwm_kb(status), Some(20480));
+        assert_eq!(parse_vm_hwm_kb("Name: x\n"), None);
+    }
+
+    #[test]
+    fn kinds() {
+        assert_eq!(database_kind("sqlite:///tmp/x.db"), "sqlite");
+        assert_eq!(database_kind("postgresql://u@h/db"), "postgres");
+        assert_eq!(database_kind("postgres://u@h/db"), "postgres");
+    }
+
+    #[test]
+    fn keys_differ() {
+        assert_ne!(random_api_key(), random_api_key());
+    }
+}
