@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,10 +13,13 @@ use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::dispatch::{DispatchOutcome, DispatchRequest, Dispatcher};
-use crate::ids::ExecutionId;
+use crate::ids::{ExecutionId, JobId};
 use crate::lifecycle::{is_retryable, retry_delay};
+use crate::rules::generator::{plan_occurrences, MISSED_AFTER};
+use crate::service::parse_cron;
 use crate::store::{
-    Claim, ClaimedExecution, CompletedExecution, PlannedRetry, StaleScope, Store, StoreError,
+    Claim, ClaimedExecution, CompletedExecution, GeneratorDue, MaterializeGenerator, NewOccurrence,
+    PlannedRetry, StaleScope, Store, StoreError,
 };
 use crate::time::{Clock, Timestamp};
 
@@ -62,6 +65,7 @@ impl Default for EngineConfig {
 pub struct EngineSignal {
     notify: Notify,
     next_wake: AtomicI64,
+    generators: AtomicBool,
 }
 
 impl Default for EngineSignal {
@@ -69,6 +73,7 @@ impl Default for EngineSignal {
         EngineSignal {
             notify: Notify::new(),
             next_wake: AtomicI64::new(i64::MAX),
+            generators: AtomicBool::new(true),
         }
     }
 }
@@ -89,6 +94,16 @@ impl EngineSignal {
     /// Wake the engine unconditionally (e.g. another instance announced work).
     pub fn wake(&self) {
         self.notify.notify_one();
+    }
+
+    /// A generator may need its next occurrence planned (e.g. one occurrence was cancelled).
+    pub fn generators_changed(&self) {
+        self.generators.store(true, Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+
+    fn take_generators_flag(&self) -> bool {
+        self.generators.swap(false, Ordering::SeqCst)
     }
 
     /// Called before the engine looks at the store: from now on every new due time wakes it,
@@ -147,6 +162,7 @@ impl Engine {
     /// were delivered.
     pub async fn run_once(&self) -> Result<usize, StoreError> {
         let mut total = 0;
+        self.materialize_generators().await?;
         loop {
             let now = self.clock.now();
             let claimed = self
@@ -156,6 +172,9 @@ impl Engine {
             let n = claimed.len();
             if n == 0 {
                 break;
+            }
+            if claimed.iter().any(|c| c.generator_id.is_some()) {
+                self.materialize_generators().await?;
             }
             let deliveries = claimed
                 .into_iter()
@@ -194,6 +213,37 @@ impl Engine {
                 return Ok(total);
             }
         }
+    }
+
+    /// Plans the next occurrence of every generator that needs one (its last occurrence fired
+    /// or was cancelled, or its pending one was missed), recording missed occurrences as
+    /// skipped. Returns how many generators were updated.
+    pub async fn materialize_generators(&self) -> Result<usize, StoreError> {
+        const PAGE: usize = 200;
+        let mut applied = 0;
+        // Bounded: a generator whose series has ended is listed again and again.
+        for _ in 0..50 {
+            let now = self.clock.now();
+            let overdue_before = now.saturating_sub(MISSED_AFTER);
+            let due = self.store.list_generators_due(overdue_before, PAGE).await?;
+            let listed = due.len();
+            for g in due {
+                let Some(plan) = plan_generator(&g, now) else {
+                    continue;
+                };
+                let next = plan.create.as_ref().map(|c| c.at);
+                if self.store.materialize_generator(plan).await? {
+                    applied += 1;
+                    if let Some(at) = next {
+                        self.signal.due_at(at);
+                    }
+                }
+            }
+            if listed < PAGE {
+                break;
+            }
+        }
+        Ok(applied)
     }
 
     fn claim(&self, now: Timestamp, limit: usize) -> Claim {
@@ -236,6 +286,15 @@ impl Engine {
                 }
                 stale_scope = StaleScope::ExpiredLeases;
                 next_stale_check = now.saturating_add(self.config.stale_check_interval);
+                // The periodic pass also catches occurrences planned by other instances' API
+                // calls (a cancelled occurrence on a shared store).
+                self.signal.generators.store(true, Ordering::SeqCst);
+            }
+            if self.signal.take_generators_flag() {
+                if let Err(e) = self.materialize_generators().await {
+                    tracing::warn!(error = %e, "could not plan generator occurrences");
+                    self.signal.generators.store(true, Ordering::SeqCst);
+                }
             }
             let free = slots.available_permits();
             if free == 0 {
@@ -302,6 +361,7 @@ impl Engine {
     ) -> Result<Option<Timestamp>, StoreError> {
         let claimed = self.store.claim_due(self.claim(now, limit)).await?;
         let full = claimed.len() >= limit;
+        let fired_occurrences = claimed.iter().any(|c| c.generator_id.is_some());
         for c in claimed {
             let Ok(permit) = slots.clone().try_acquire_owned() else {
                 // Cannot happen: only this loop takes permits and it claimed at most `free`.
@@ -316,6 +376,11 @@ impl Engine {
                 let _ = tx.send(done).await;
             });
         }
+        if fired_occurrences {
+            // Each fired occurrence makes the next one, before the engine decides how long
+            // to sleep.
+            self.materialize_generators().await?;
+        }
         if full {
             return Ok(None);
         }
@@ -323,6 +388,44 @@ impl Engine {
             self.store.next_due_at().await?.unwrap_or(Timestamp::MAX),
         ))
     }
+}
+
+/// The store change that plans `g`'s next occurrence, or `None` if its series has ended or its
+/// definition no longer parses.
+fn plan_generator(g: &GeneratorDue, now: Timestamp) -> Option<MaterializeGenerator> {
+    let (cron, tz) = match parse_cron(&g.expression, &g.timezone) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            tracing::error!(generator = %g.id, error = %e, "stored generator does not parse");
+            return None;
+        }
+    };
+    let after = match &g.pending {
+        // The overdue pending occurrence is itself one of the missed ones.
+        Some(p) => Timestamp::from_millis(p.scheduled_at.as_millis() - 1),
+        None => g.last_occurrence_at.unwrap_or(g.defined_at),
+    };
+    let plan = plan_occurrences(&cron, tz, after, now, g.run_missed)?;
+    let occurrence = |at| NewOccurrence {
+        job_id: JobId::generate(),
+        execution_id: ExecutionId::generate(),
+        at,
+    };
+    let pending_time = g.pending.as_ref().map(|p| p.scheduled_at);
+    let keep_pending = pending_time == Some(plan.pending_at);
+    Some(MaterializeGenerator {
+        generator_id: g.id.clone(),
+        expected_pending: g.pending.as_ref().map(|p| p.job_id.clone()),
+        skip_pending: g.pending.is_some() && !keep_pending,
+        skipped: plan
+            .skipped
+            .into_iter()
+            .filter(|t| Some(*t) != pending_time)
+            .map(occurrence)
+            .collect(),
+        create: (!keep_pending).then(|| occurrence(plan.pending_at)),
+        now,
+    })
 }
 
 fn backoff(failures: u32) -> Duration {
@@ -423,7 +526,7 @@ mod tests {
     }
 
     use crate::dispatch::{MockDispatcher, ResponseSummary};
-    use crate::ids::{JobId, ProjectId};
+    use crate::ids::ProjectId;
     use crate::model::{DeliveryOptions, HttpRequest, TriggeredBy};
     use crate::store::MockStore;
     use crate::time::ManualClock;
@@ -446,6 +549,7 @@ mod tests {
                 max_attempts,
                 timeout: Duration::from_secs(5),
             },
+            generator_id: None,
         }
     }
 
@@ -466,6 +570,9 @@ mod tests {
     ) -> Vec<CompletedExecution> {
         let now = Timestamp::from_millis(10_000);
         let mut store = MockStore::new();
+        store
+            .expect_list_generators_due()
+            .returning(|_, _| Ok(Vec::new()));
         let mut batch = Some(batch);
         store.expect_claim_due().returning(move |claim| {
             assert_eq!(claim.now, now);

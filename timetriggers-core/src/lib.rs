@@ -67,11 +67,13 @@ pub use request::{
     is_forwarded_header, normalize_tags, parse_flag, parse_tags, parse_when, ScheduleRequest, When,
 };
 pub use service::{
-    hash_api_key, mask_api_key, CreatedApiKey, ServiceConfig, TimeTriggers, DEFAULT_PROJECT_SLUG,
+    cron_preview, hash_api_key, mask_api_key, parse_cron, CreatedApiKey, ServiceConfig,
+    TimeTriggers, DEFAULT_PROJECT_SLUG,
 };
 pub use store::{
-    Claim, ClaimedExecution, CompletedExecution, NewApiKey, NewProject, PlannedRetry, StaleScope,
-    Store, StoreError, StoreResult, TriggerDefinition, TriggerRef, TriggerSchedule,
-    UpsertOperation, UpsertTrigger, Upserted,
+    Claim, ClaimedExecution, CompletedExecution, GeneratorDue, MaterializeGenerator, NewApiKey,
+    NewOccurrence, NewProject, PendingOccurrence, PlannedRetry, StaleScope, Store, StoreError,
+    StoreResult, TriggerDefinition, TriggerRef, TriggerSchedule, UpsertOperation, UpsertTrigger,
+    Upserted,
 };
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};

@@ -11,6 +11,8 @@ use crate::error::Error;
 use crate::ids::{random_secret, ApiKeyId, ExecutionId, JobId, ProjectId};
 use crate::model::{ApiKey, AuthenticatedKey, Execution, Job, MonthQuota, Origin, Project};
 use crate::request::{ScheduleRequest, When};
+use crate::rules::cron::{parse_timezone, CronExpr};
+use crate::rules::generator::next_fire;
 use crate::store::{
     NewApiKey, NewProject, Store, TriggerDefinition, TriggerRef, TriggerSchedule, UpsertTrigger,
     Upserted,
@@ -63,6 +65,35 @@ impl fmt::Debug for TimeTriggers {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
+}
+
+/// Parses a cron expression and an IANA zone; errors name the offending part.
+pub fn parse_cron(expression: &str, timezone: &str) -> Result<(CronExpr, chrono_tz::Tz), Error> {
+    let cron = CronExpr::parse(expression)
+        .map_err(|e| Error::BadRequest(format!("invalid cron expression: {e}")))?;
+    let tz = parse_timezone(timezone)
+        .map_err(|e| Error::BadRequest(format!("invalid time zone: {e}")))?;
+    Ok((cron, tz))
+}
+
+/// The next `count` (1..=100) fire instants of `expression` in `timezone` after `from`.
+pub fn cron_preview(
+    expression: &str,
+    timezone: &str,
+    from: Timestamp,
+    count: usize,
+) -> Result<Vec<Timestamp>, Error> {
+    if !(1..=100).contains(&count) {
+        return Err(Error::BadRequest(format!(
+            "count must be from 1 to 100 (got {count})"
+        )));
+    }
+    let (cron, tz) = parse_cron(expression, timezone)?;
+    Ok(cron
+        .next_n(from.to_datetime(), tz, count)
+        .into_iter()
+        .map(Timestamp::from_datetime)
+        .collect())
 }
 
 /// Hex SHA-256 of an API key secret, as stored. Keys are 160-bit random values, so a fast hash
@@ -143,9 +174,20 @@ impl TimeTriggers {
                 skip: at < now && req.run_missed == Some(false),
             },
             When::Cron { expression } => {
-                return Err(Error::BadRequest(format!(
-                    "ttr-scheduled-at: cron expressions ({expression:?}) are not supported yet"
-                )))
+                let timezone = req.timezone.clone().unwrap_or_else(|| "UTC".to_owned());
+                let (cron, tz) = parse_cron(&expression, &timezone)?;
+                let first_at = next_fire(&cron, tz, now).ok_or_else(|| {
+                    Error::BadRequest(format!(
+                        "ttr-scheduled-at: {expression:?} never fires again"
+                    ))
+                })?;
+                TriggerSchedule::Cron {
+                    expression: expression.trim().to_owned(),
+                    timezone,
+                    run_missed: req.run_missed.unwrap_or(false),
+                    first_at,
+                    occurrence_id: JobId::generate(),
+                }
             }
         };
         let what = match (&req.trigger_id, &req.custom_key) {
@@ -174,8 +216,9 @@ impl TimeTriggers {
             .upsert_trigger(upsert)
             .await?
             .map_err(|r| Error::from_refusal(r, &what))?;
-        if let TriggerSchedule::Once { at, skip: false } = schedule {
-            self.signal.due_at(at);
+        match schedule {
+            TriggerSchedule::Once { skip: true, .. } => {}
+            other => self.signal.due_at(other.fire_at()),
         }
         Ok(done)
     }
@@ -187,10 +230,27 @@ impl TimeTriggers {
             TriggerRef::CustomKey(k) => format!("custom key {k:?}"),
         };
         let now = self.clock.now();
-        self.store
+        let id = self
+            .store
             .cancel_trigger(project_id, &target, now)
             .await?
-            .map_err(|r| Error::from_refusal(r, &what))
+            .map_err(|r| Error::from_refusal(r, &what))?;
+        // Cancelling one occurrence of a series leaves the generator without a pending
+        // occurrence: let the engine plan the next one.
+        self.signal.generators_changed();
+        Ok(id)
+    }
+
+    /// The next `count` (1..=100) fire instants of a cron expression in `timezone`, strictly
+    /// after `from`, exactly as a generator fires them (`GET /cron/next`).
+    pub fn cron_next(
+        &self,
+        expression: &str,
+        timezone: &str,
+        from: Timestamp,
+        count: usize,
+    ) -> Result<Vec<Timestamp>, Error> {
+        cron_preview(expression, timezone, from, count)
     }
 
     /// A job of the project.

@@ -101,6 +101,19 @@ pub enum TriggerSchedule {
         /// `run-missed: false`).
         skip: bool,
     },
+    /// A generator: a cron series with one pending occurrence job at a time.
+    Cron {
+        /// The expression, as given (trimmed).
+        expression: String,
+        /// IANA zone the expression is read in.
+        timezone: String,
+        /// Whether a missed occurrence fires once when the series catches up.
+        run_missed: bool,
+        /// The first occurrence (computed by the service from the expression).
+        first_at: Timestamp,
+        /// Id of the first occurrence job.
+        occurrence_id: JobId,
+    },
 }
 
 impl TriggerSchedule {
@@ -108,6 +121,15 @@ impl TriggerSchedule {
     pub fn kind(&self) -> JobKind {
         match self {
             TriggerSchedule::Once { .. } => JobKind::Job,
+            TriggerSchedule::Cron { .. } => JobKind::Generator,
+        }
+    }
+
+    /// The fire time reported to the caller.
+    pub fn fire_at(&self) -> Timestamp {
+        match self {
+            TriggerSchedule::Once { at, .. } => *at,
+            TriggerSchedule::Cron { first_at, .. } => *first_at,
         }
     }
 }
@@ -224,6 +246,8 @@ pub struct ClaimedExecution {
     pub request: HttpRequest,
     /// Delivery options.
     pub options: DeliveryOptions,
+    /// The generator this is an occurrence of, if any.
+    pub generator_id: Option<JobId>,
 }
 
 /// A follow-up attempt to plan in the same transaction that completes an execution.
@@ -252,6 +276,68 @@ pub struct CompletedExecution {
     pub outcome: DispatchOutcome,
     /// The next attempt, if the job is retried; `None` completes the job.
     pub retry: Option<PlannedRetry>,
+}
+
+/// The pending occurrence of a generator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingOccurrence {
+    /// The occurrence job.
+    pub job_id: JobId,
+    /// Its time.
+    pub scheduled_at: Timestamp,
+}
+
+/// An active generator whose next occurrence must be planned: it has no pending occurrence
+/// (the last one fired or was cancelled), or its pending occurrence is overdue (missed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratorDue {
+    /// The generator.
+    pub id: JobId,
+    /// Its project.
+    pub project_id: ProjectId,
+    /// Its cron expression.
+    pub expression: String,
+    /// Its zone.
+    pub timezone: String,
+    /// Whether missed occurrences fire once.
+    pub run_missed: bool,
+    /// The time of the last occurrence that fired, was cancelled or was skipped; `None` if
+    /// there was none since the definition last changed.
+    pub last_occurrence_at: Option<Timestamp>,
+    /// When the definition last changed (creation or reschedule).
+    pub defined_at: Timestamp,
+    /// The overdue pending occurrence, if that is why it is listed.
+    pub pending: Option<PendingOccurrence>,
+}
+
+/// A new occurrence job of a generator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOccurrence {
+    /// The job's id.
+    pub job_id: JobId,
+    /// Its planned execution's id (unused for a skipped record).
+    pub execution_id: ExecutionId,
+    /// Its time.
+    pub at: Timestamp,
+}
+
+/// The outcome of planning a generator (see [`crate::rules::generator::plan_occurrences`]),
+/// applied atomically and only if the generator is still active with the expected pending
+/// occurrence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaterializeGenerator {
+    /// The generator.
+    pub generator_id: JobId,
+    /// The pending occurrence it must still have (`None`: it must have none).
+    pub expected_pending: Option<JobId>,
+    /// Record the expected (overdue) pending occurrence as `skipped`.
+    pub skip_pending: bool,
+    /// Missed occurrences to record as `skipped` jobs (no execution).
+    pub skipped: Vec<NewOccurrence>,
+    /// The new pending occurrence (`registered`, one planned execution).
+    pub create: Option<NewOccurrence>,
+    /// The current time.
+    pub now: Timestamp,
 }
 
 /// Which `started` executions to hand back as interrupted.
@@ -347,4 +433,20 @@ pub trait Store: Send + Sync + fmt::Debug {
         scope: StaleScope,
         limit: usize,
     ) -> StoreResult<Vec<ClaimedExecution>>;
+
+    // ---- generators -------------------------------------------------------------------------
+
+    /// Active generators needing a plan: without a pending occurrence, or whose pending
+    /// occurrence is still `registered` and due before `overdue_before`. At most `limit`.
+    async fn list_generators_due(
+        &self,
+        overdue_before: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<GeneratorDue>>;
+
+    /// Applies a generator plan in one transaction: skipped records (jobs `skipped` with the
+    /// generator's request, title and tags), the expected pending occurrence marked `skipped`
+    /// if asked, and the new pending occurrence. Does nothing and returns `false` if the
+    /// generator is no longer active or its pending occurrence is not `expected_pending`.
+    async fn materialize_generator(&self, plan: MaterializeGenerator) -> StoreResult<bool>;
 }

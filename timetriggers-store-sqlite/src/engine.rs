@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use timetriggers_core::{
     Claim, ClaimedExecution, CompletedExecution, DispatchOutcome, JobStatus, StaleScope,
-    StoreResult, Timestamp,
+    StoreResult, Timestamp, TriggeredBy,
 };
 
 use crate::error::from_sqlx;
@@ -25,7 +25,8 @@ pub(crate) const CLAIM_EXECUTIONS: &str = "UPDATE executions AS e \
 const CLAIM_JOBS: &str = "UPDATE jobs \
      SET status = 'running', queued_at = COALESCE(queued_at, ?1), started_at = ?1 \
      WHERE id IN (SELECT value FROM json_each(?2)) \
-     RETURNING id, method, url, headers, body, max_attempts, timeout_ms";
+     RETURNING id, project_id, method, url, headers, body, max_attempts, timeout_ms, \
+         generator_id";
 
 /// The earliest planned execution; same index as the claim.
 pub(crate) const NEXT_DUE: &str =
@@ -68,14 +69,15 @@ pub(crate) async fn claim_due(
         .map_err(from_sqlx)?;
     let mut deliveries = HashMap::with_capacity(jobs.len());
     for row in &jobs {
-        let (id, request, options) = rows::job_delivery(row)?;
-        deliveries.insert(id, (request, options));
+        let d = rows::job_delivery(row)?;
+        deliveries.insert(d.id.clone(), d);
     }
+    fire_occurrences(conn, claim.now, &started, &deliveries).await?;
 
     started
         .into_iter()
         .map(|s| {
-            let (request, options) = deliveries.get(&s.job_id).cloned().ok_or_else(|| {
+            let d = deliveries.get(&s.job_id).cloned().ok_or_else(|| {
                 timetriggers_core::StoreError::corrupt(format!(
                     "execution {} belongs to job {}, which was not found",
                     s.execution_id, s.job_id
@@ -88,26 +90,138 @@ pub(crate) async fn claim_due(
                 attempt_number: s.attempt_number,
                 triggered_by: s.triggered_by,
                 planned_at: s.planned_at,
-                request,
-                options,
+                request: d.request,
+                options: d.options,
+                generator_id: d.generator_id,
             })
         })
         .collect()
 }
 
-/// [`timetriggers_core::Store::complete_executions`] in the writer's transaction. An execution
-/// that is no longer `started` is skipped (fencing).
-pub(crate) async fn complete(
+/// Generator occurrences taken by a claim: their generators need the next occurrence, and each
+/// first attempt of an occurrence costs its project one quota unit.
+async fn fire_occurrences(
     conn: &mut SqliteConnection,
-    done: &[CompletedExecution],
+    now: Timestamp,
+    started: &[rows::StartedRow],
+    deliveries: &HashMap<timetriggers_core::JobId, rows::JobDelivery>,
 ) -> StoreResult<()> {
-    for d in done {
-        complete_one(conn, d).await?;
+    let mut occurrences = Vec::new();
+    let mut charges: HashMap<&str, i64> = HashMap::new();
+    for s in started {
+        let is_occurrence = deliveries
+            .get(&s.job_id)
+            .is_some_and(|d| d.generator_id.is_some());
+        if is_occurrence && s.attempt_number == 1 && s.triggered_by == TriggeredBy::Scheduler {
+            occurrences.push(s.job_id.as_str());
+            *charges.entry(s.project_id.as_str()).or_default() += 1;
+        }
+    }
+    if occurrences.is_empty() {
+        return Ok(());
+    }
+    crate::generators::release_pending(conn, &id_list(occurrences)?).await?;
+    let month = now.month_key();
+    for (project, n) in charges {
+        sqlx::query(
+            "INSERT INTO quota_usage (project_id, month, used) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (project_id, month) DO UPDATE SET used = used + ?3",
+        )
+        .bind(project)
+        .bind(&month)
+        .bind(n)
+        .execute(&mut *conn)
+        .await
+        .map_err(from_sqlx)?;
     }
     Ok(())
 }
 
-async fn complete_one(conn: &mut SqliteConnection, d: &CompletedExecution) -> StoreResult<()> {
+/// Records one outcome if the execution is still `started` (fencing); returns its job, project
+/// and attempt number, or nothing if it was not.
+const COMPLETE_EXECUTION: &str = "UPDATE executions SET status = 'complete', completed_at = ?2, \
+     response_status = ?3, response_headers = ?4, response_body = ?5, response_size = ?6, \
+     error_message = ?7 \
+     WHERE id = ?1 AND status = 'started' \
+     RETURNING job_id, project_id, attempt_number";
+
+/// Plans the retries of a batch: a JSON array of
+/// `{"id", "job", "project", "attempt", "due"}`.
+const PLAN_RETRIES: &str = "INSERT INTO executions (id, job_id, project_id, attempt_number, \
+     triggered_by, status, planned_at, due_at) \
+     SELECT value ->> 'id', value ->> 'job', value ->> 'project', value ->> 'attempt', 'retry', \
+         'planned', value ->> 'due', value ->> 'due' \
+     FROM json_each(?1)";
+
+/// Moves the jobs of a batch on (`queued` for a retry, else `completed`) and copies the
+/// outcome of the execution that finished: a JSON array of
+/// `{"job", "execution", "status", "completed_at"}` (`completed_at` null for a retry).
+const FINISH_JOBS: &str = "UPDATE jobs SET status = d.status, \
+         completed_at = COALESCE(d.completed_at, jobs.completed_at), \
+         last_attempt = e.attempt_number, last_status = e.response_status, \
+         last_error = e.error_message \
+     FROM (SELECT value ->> 'job' AS job_id, value ->> 'execution' AS execution_id, \
+             value ->> 'status' AS status, value ->> 'completed_at' AS completed_at \
+           FROM json_each(?1)) AS d \
+         JOIN executions e ON e.id = d.execution_id \
+     WHERE jobs.id = d.job_id";
+
+/// [`timetriggers_core::Store::complete_executions`] in the writer's transaction. An execution
+/// that is no longer `started` is skipped (fencing). One statement per outcome (it carries the
+/// response body, bound as is), then two for the whole batch: the retries and the jobs.
+pub(crate) async fn complete(
+    conn: &mut SqliteConnection,
+    done: &[CompletedExecution],
+) -> StoreResult<()> {
+    let mut retries = Vec::new();
+    let mut jobs = Vec::with_capacity(done.len());
+    for d in done {
+        let Some((job_id, project_id)) = record_outcome(conn, d).await? else {
+            tracing::debug!(execution = %d.execution_id, "outcome for an execution that is no longer started; ignored");
+            continue;
+        };
+        let (status, completed_at) = match &d.retry {
+            Some(retry) => {
+                retries.push(serde_json::json!({
+                    "id": retry.execution_id.as_str(),
+                    "job": job_id,
+                    "project": project_id,
+                    "attempt": retry.attempt_number,
+                    "due": ms(retry.due_at),
+                }));
+                (JobStatus::Queued, None)
+            }
+            None => (JobStatus::Completed, Some(ms(d.completed_at))),
+        };
+        jobs.push(serde_json::json!({
+            "job": job_id,
+            "execution": d.execution_id.as_str(),
+            "status": status.as_str(),
+            "completed_at": completed_at,
+        }));
+    }
+    if !retries.is_empty() {
+        sqlx::query(PLAN_RETRIES)
+            .bind(serde_json::Value::Array(retries).to_string())
+            .execute(&mut *conn)
+            .await
+            .map_err(from_sqlx)?;
+    }
+    if !jobs.is_empty() {
+        sqlx::query(FINISH_JOBS)
+            .bind(serde_json::Value::Array(jobs).to_string())
+            .execute(&mut *conn)
+            .await
+            .map_err(from_sqlx)?;
+    }
+    Ok(())
+}
+
+/// Writes one outcome onto its execution; `None` if the execution is no longer `started`.
+async fn record_outcome(
+    conn: &mut SqliteConnection,
+    d: &CompletedExecution,
+) -> StoreResult<Option<(String, String)>> {
     let (status, headers, body, size) = match &d.outcome {
         DispatchOutcome::Response(r) => (
             Some(i64::from(r.status)),
@@ -117,63 +231,23 @@ async fn complete_one(conn: &mut SqliteConnection, d: &CompletedExecution) -> St
         ),
         DispatchOutcome::Failed(_) => (None, None, None, None),
     };
-    let error = d.outcome.error();
-    let row = sqlx::query(
-        "UPDATE executions SET status = 'complete', completed_at = ?2, response_status = ?3, \
-         response_headers = ?4, response_body = ?5, response_size = ?6, error_message = ?7 \
-         WHERE id = ?1 AND status = 'started' \
-         RETURNING job_id, project_id, attempt_number",
-    )
-    .bind(d.execution_id.as_str())
-    .bind(ms(d.completed_at))
-    .bind(status)
-    .bind(headers)
-    .bind(body)
-    .bind(size)
-    .bind(error)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(from_sqlx)?;
+    let row = sqlx::query(COMPLETE_EXECUTION)
+        .bind(d.execution_id.as_str())
+        .bind(ms(d.completed_at))
+        .bind(status)
+        .bind(headers)
+        .bind(body)
+        .bind(size)
+        .bind(d.outcome.error())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(from_sqlx)?;
     let Some(row) = row else {
-        tracing::debug!(execution = %d.execution_id, "outcome for an execution that is no longer started; ignored");
-        return Ok(());
+        return Ok(None);
     };
-    let job_id = rows::job_id(&row, "job_id")?;
-    let attempt: i64 = sqlx::Row::try_get(&row, "attempt_number").map_err(from_sqlx)?;
+    let job_id: String = sqlx::Row::try_get(&row, "job_id").map_err(from_sqlx)?;
     let project_id: String = sqlx::Row::try_get(&row, "project_id").map_err(from_sqlx)?;
-
-    let (job_status, completed_at) = match &d.retry {
-        Some(retry) => {
-            sqlx::query(
-                "INSERT INTO executions (id, job_id, project_id, attempt_number, triggered_by, \
-                 status, planned_at, due_at) VALUES (?1, ?2, ?3, ?4, 'retry', 'planned', ?5, ?5)",
-            )
-            .bind(retry.execution_id.as_str())
-            .bind(job_id.as_str())
-            .bind(&project_id)
-            .bind(i64::from(retry.attempt_number))
-            .bind(ms(retry.due_at))
-            .execute(&mut *conn)
-            .await
-            .map_err(from_sqlx)?;
-            (JobStatus::Queued, None)
-        }
-        None => (JobStatus::Completed, Some(d.completed_at)),
-    };
-    sqlx::query(
-        "UPDATE jobs SET status = ?2, completed_at = COALESCE(?3, completed_at), \
-         last_attempt = ?4, last_status = ?5, last_error = ?6 WHERE id = ?1",
-    )
-    .bind(job_id.as_str())
-    .bind(job_status.as_str())
-    .bind(completed_at.map(ms))
-    .bind(attempt)
-    .bind(status)
-    .bind(error)
-    .execute(&mut *conn)
-    .await
-    .map_err(from_sqlx)?;
-    Ok(())
+    Ok(Some((job_id, project_id)))
 }
 
 /// [`timetriggers_core::Store::list_stale_executions`]: reads only.

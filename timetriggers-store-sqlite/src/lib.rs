@@ -51,6 +51,7 @@
 
 mod engine;
 mod error;
+mod generators;
 mod lock;
 mod options;
 mod projects;

@@ -8,8 +8,8 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use timetriggers_core::{
     ApiKey, ApiKeyId, ClaimedExecution, DeliveryOptions, Execution, ExecutionId, ExecutionStatus,
-    HttpRequest, Job, JobId, JobStatus, LastAttempt, MonthQuota, Origin, Project, ProjectId,
-    RateLimitState, StoreError, StoreResult, Timestamp, TriggeredBy,
+    GeneratorLink, GeneratorStatus, HttpRequest, Job, JobId, JobStatus, LastAttempt, MonthQuota,
+    Origin, Project, ProjectId, RateLimitState, StoreError, StoreResult, Timestamp, TriggeredBy,
 };
 
 use crate::error::from_sqlx;
@@ -23,7 +23,11 @@ pub(crate) const JOB_COLUMNS: &str = "j.id, j.project_id, p.slug, j.custom_key, 
      j.status, j.scheduled_at, j.method, j.url, j.headers, j.body, j.tags, j.max_attempts, \
      j.timeout_ms, j.origin, j.registered_at, j.cancelled_at, j.queued_at, j.started_at, \
      j.completed_at, j.last_attempt, j.last_status, j.last_error, j.rate_limited_at, \
-     j.rate_limited_until, j.rate_limited_tags, j.generator_id";
+     j.rate_limited_until, j.rate_limited_tags, j.generator_id, \
+     g.custom_key AS generator_custom_key, g.status AS generator_status";
+
+/// The join [`JOB_COLUMNS`] needs for the generator link.
+pub(crate) const GENERATOR_JOIN: &str = "LEFT JOIN generators g ON g.id = j.generator_id";
 
 /// Every column [`execution`] reads, from `executions e`.
 pub(crate) const EXECUTION_COLUMNS: &str = "e.id, e.job_id, e.project_id, e.attempt_number, \
@@ -34,7 +38,7 @@ pub(crate) const EXECUTION_COLUMNS: &str = "e.id, e.job_id, e.project_id, e.atte
 /// Every column [`claimed`] reads: the execution `e` and its job `j`.
 pub(crate) const CLAIMED_COLUMNS: &str = "e.id, e.job_id, e.project_id, e.attempt_number, \
      e.triggered_by, e.planned_at, j.method, j.url, j.headers, j.body, j.max_attempts, \
-     j.timeout_ms";
+     j.timeout_ms, j.generator_id";
 
 // ---- encoding ---------------------------------------------------------------------------------
 
@@ -132,6 +136,39 @@ pub(crate) fn job_status(row: &SqliteRow, col: &str) -> StoreResult<JobStatus> {
     parsed(row, col, JobStatus::parse)
 }
 
+/// A nullable job status column.
+pub(crate) fn opt_job_status(row: &SqliteRow, col: &str) -> StoreResult<Option<JobStatus>> {
+    match opt_text(row, col)? {
+        None => Ok(None),
+        Some(raw) => JobStatus::parse(&raw)
+            .map(Some)
+            .ok_or_else(|| StoreError::corrupt(format!("column {col}: unknown value {raw:?}"))),
+    }
+}
+
+/// A generator status column.
+pub(crate) fn generator_status(row: &SqliteRow, col: &str) -> StoreResult<GeneratorStatus> {
+    parsed(row, col, GeneratorStatus::parse)
+}
+
+/// A nullable generator status column.
+pub(crate) fn opt_generator_status(
+    row: &SqliteRow,
+    col: &str,
+) -> StoreResult<Option<GeneratorStatus>> {
+    match opt_text(row, col)? {
+        None => Ok(None),
+        Some(raw) => GeneratorStatus::parse(&raw)
+            .map(Some)
+            .ok_or_else(|| StoreError::corrupt(format!("column {col}: unknown value {raw:?}"))),
+    }
+}
+
+/// A nullable text column.
+pub(crate) fn opt_text_col(row: &SqliteRow, col: &str) -> StoreResult<Option<String>> {
+    opt_text(row, col)
+}
+
 /// An id column.
 pub(crate) fn job_id(row: &SqliteRow, col: &str) -> StoreResult<JobId> {
     text(row, col).map(JobId::new)
@@ -191,12 +228,16 @@ fn rate_limited(row: &SqliteRow) -> StoreResult<RateLimitState> {
 /// A row of [`JOB_COLUMNS`].
 pub(crate) fn job(row: &SqliteRow) -> StoreResult<Job> {
     let id = job_id(row, "id")?;
-    if let Some(generator) = opt_text(row, "generator_id")? {
-        // Seam: generators arrive with their own table; until then no job can reference one.
-        return Err(StoreError::corrupt(format!(
-            "job {id} references generator {generator}, which this schema version does not know"
-        )));
-    }
+    let generator = match opt_text(row, "generator_id")? {
+        None => None,
+        Some(generator) => Some(GeneratorLink {
+            id: JobId::new(generator),
+            custom_key: opt_text(row, "generator_custom_key")?,
+            // A generator turned back into a one-off job no longer exists: its series ended.
+            status: opt_generator_status(row, "generator_status")?
+                .unwrap_or(GeneratorStatus::Cancelled),
+        }),
+    };
     Ok(Job {
         project_id: ProjectId::new(text(row, "project_id")?),
         project_slug: text(row, "slug")?,
@@ -219,7 +260,7 @@ pub(crate) fn job(row: &SqliteRow) -> StoreResult<Job> {
             error_message: opt_text(row, "last_error")?,
         },
         rate_limited: rate_limited(row)?,
-        generator: None,
+        generator,
         id,
     })
 }
@@ -256,7 +297,17 @@ pub(crate) fn claimed(row: &SqliteRow) -> StoreResult<ClaimedExecution> {
         planned_at: ts(row, "planned_at")?,
         request: request(row)?,
         options: options(row)?,
+        generator_id: opt_text(row, "generator_id")?.map(JobId::new),
     })
+}
+
+/// The job part of a claimed execution.
+#[derive(Debug, Clone)]
+pub(crate) struct JobDelivery {
+    pub(crate) id: JobId,
+    pub(crate) request: HttpRequest,
+    pub(crate) options: DeliveryOptions,
+    pub(crate) generator_id: Option<JobId>,
 }
 
 /// The part of a claimed execution that comes from its execution row (`UPDATE … RETURNING`).
@@ -286,8 +337,13 @@ pub(crate) fn started(row: &SqliteRow) -> StoreResult<StartedRow> {
 
 /// The job part of a claim (`UPDATE jobs … RETURNING id, method, url, headers, body,
 /// max_attempts, timeout_ms`).
-pub(crate) fn job_delivery(row: &SqliteRow) -> StoreResult<(JobId, HttpRequest, DeliveryOptions)> {
-    Ok((job_id(row, "id")?, request(row)?, options(row)?))
+pub(crate) fn job_delivery(row: &SqliteRow) -> StoreResult<JobDelivery> {
+    Ok(JobDelivery {
+        id: job_id(row, "id")?,
+        request: request(row)?,
+        options: options(row)?,
+        generator_id: opt_text(row, "generator_id")?.map(JobId::new),
+    })
 }
 
 /// A key found by hash (`SELECT id, project_id`).

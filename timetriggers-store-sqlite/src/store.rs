@@ -10,13 +10,13 @@ use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 use sqlx::ConnectOptions;
 use timetriggers_core::{
     ApiKey, ApiKeyId, AuthenticatedKey, Claim, ClaimedExecution, CompletedExecution, Execution,
-    Job, JobId, NewApiKey, NewProject, Project, ProjectId, Refusal, StaleScope, Store, StoreResult,
-    Timestamp, TriggerRef, UpsertTrigger, Upserted,
+    GeneratorDue, Job, JobId, MaterializeGenerator, NewApiKey, NewProject, Project, ProjectId,
+    Refusal, StaleScope, Store, StoreResult, Timestamp, TriggerRef, UpsertTrigger, Upserted,
 };
 
 use crate::error::{closed, from_migrate, from_sqlx};
 use crate::writer::Writer;
-use crate::{engine, lock, options, projects, triggers};
+use crate::{engine, generators, lock, options, projects, triggers};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -220,5 +220,20 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> StoreResult<Vec<ClaimedExecution>> {
         engine::list_stale(&self.inner.readers, now, scope, limit).await
+    }
+
+    async fn list_generators_due(
+        &self,
+        overdue_before: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<GeneratorDue>> {
+        generators::list_due(&self.inner.readers, overdue_before, limit).await
+    }
+
+    async fn materialize_generator(&self, plan: MaterializeGenerator) -> StoreResult<bool> {
+        self.inner
+            .writer
+            .write(move |conn| async move { generators::materialize(conn, &plan).await }.boxed())
+            .await
     }
 }

@@ -6,13 +6,16 @@
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use timetriggers_core::lifecycle::{plan_cancel, plan_upsert};
 use timetriggers_core::{
-    Execution, ExecutionId, FoundItem, ItemState, Job, JobId, JobKind, JobStatus, ProjectId,
-    Refusal, StoreError, StoreResult, Timestamp, TriggerDefinition, TriggerRef, TriggerSchedule,
-    UpsertOperation, UpsertPlan, UpsertTrigger, Upserted,
+    Execution, ExecutionId, FoundItem, GeneratorStatus, ItemState, Job, JobId, JobKind, JobStatus,
+    MonthQuota, ProjectId, Refusal, StoreError, StoreResult, Timestamp, TriggerDefinition,
+    TriggerRef, TriggerSchedule, UpsertOperation, UpsertPlan, UpsertTrigger, Upserted,
 };
 
 use crate::error::from_sqlx;
-use crate::rows::{self, duration_ms, headers_json, ms, tags_json, EXECUTION_COLUMNS, JOB_COLUMNS};
+use crate::generators;
+use crate::rows::{
+    self, duration_ms, headers_json, ms, tags_json, EXECUTION_COLUMNS, GENERATOR_JOIN, JOB_COLUMNS,
+};
 
 /// The statuses in which a job holds its custom key. Queries spell the list out literally (as
 /// the partial index `jobs_live_custom_key` does) so that SQLite can use the index.
@@ -32,8 +35,16 @@ async fn find_by_id(
         .fetch_optional(&mut *conn)
         .await
         .map_err(from_sqlx)?;
-    // Seam: generators share the id space; look them up here once they exist.
-    row.map(|row| found_job(&row)).transpose()
+    if let Some(row) = row {
+        return found_job(&row).map(Some);
+    }
+    let row = sqlx::query("SELECT id, status FROM generators WHERE id = ?1 AND project_id = ?2")
+        .bind(id.as_str())
+        .bind(project_id.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(from_sqlx)?;
+    row.map(|row| found_generator(&row)).transpose()
 }
 
 /// The live item holding `key` in the project.
@@ -52,8 +63,26 @@ async fn find_live_key_holder(
         .fetch_optional(&mut *conn)
         .await
         .map_err(from_sqlx)?;
-    // Seam: an active generator holds its key too; look it up here once generators exist.
-    row.map(|row| found_job(&row)).transpose()
+    if let Some(row) = row {
+        return found_job(&row).map(Some);
+    }
+    let row = sqlx::query(
+        "SELECT id, status FROM generators WHERE project_id = ?1 AND custom_key = ?2 \
+         AND custom_key IS NOT NULL AND status = 'active'",
+    )
+    .bind(project_id.as_str())
+    .bind(key)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(from_sqlx)?;
+    row.map(|row| found_generator(&row)).transpose()
+}
+
+fn found_generator(row: &sqlx::sqlite::SqliteRow) -> StoreResult<FoundItem> {
+    Ok(FoundItem {
+        id: rows::job_id(row, "id")?,
+        state: ItemState::Generator(rows::generator_status(row, "status")?),
+    })
 }
 
 fn found_job(row: &sqlx::sqlite::SqliteRow) -> StoreResult<FoundItem> {
@@ -63,25 +92,90 @@ fn found_job(row: &sqlx::sqlite::SqliteRow) -> StoreResult<FoundItem> {
     })
 }
 
-/// The project's quota and what it used this month; `NotFound` if there is no such project.
-async fn quota_state(
+/// What an upsert decides on, read in one statement: the project's quota and this month's
+/// usage, the item named by id (any state), and the live holder of the custom key. `?3` / `?4`
+/// are NULL when no id / key was given. The key lookup repeats the partial index's WHERE clause.
+const UPSERT_SNAPSHOT: &str = "SELECT p.month_quota, \
+     COALESCE((SELECT q.used FROM quota_usage q WHERE q.project_id = ?1 AND q.month = ?2), 0) \
+         AS used, \
+     (SELECT j.status FROM jobs j WHERE j.id = ?3 AND j.project_id = ?1) AS id_status, \
+     (SELECT j.id FROM jobs j WHERE j.project_id = ?1 AND j.custom_key = ?4 \
+         AND j.custom_key IS NOT NULL AND j.status IN ('registered', 'queued', 'running')) \
+         AS holder_id, \
+     (SELECT j.status FROM jobs j WHERE j.project_id = ?1 AND j.custom_key = ?4 \
+         AND j.custom_key IS NOT NULL AND j.status IN ('registered', 'queued', 'running')) \
+         AS holder_status, \
+     (SELECT g.status FROM generators g WHERE g.id = ?3 AND g.project_id = ?1) \
+         AS generator_id_status, \
+     (SELECT g.id FROM generators g WHERE g.project_id = ?1 AND g.custom_key = ?4 \
+         AND g.custom_key IS NOT NULL AND g.status = 'active') AS generator_holder_id \
+     FROM projects p WHERE p.id = ?1";
+
+/// The decision inputs of an upsert.
+struct Snapshot {
+    quota: MonthQuota,
+    used: u64,
+    /// `Some(lookup)` when an id was given.
+    by_id: Option<Option<FoundItem>>,
+    /// `Some(lookup)` when a custom key was given.
+    key_holder: Option<Option<FoundItem>>,
+}
+
+/// Reads the [`Snapshot`]; `NotFound` if there is no such project.
+async fn snapshot(
     conn: &mut SqliteConnection,
-    project_id: &ProjectId,
+    req: &UpsertTrigger,
     month: &str,
-) -> StoreResult<(timetriggers_core::MonthQuota, u64)> {
-    let row = sqlx::query(
-        "SELECT p.month_quota, COALESCE(q.used, 0) AS used FROM projects p \
-         LEFT JOIN quota_usage q ON q.project_id = p.id AND q.month = ?2 WHERE p.id = ?1",
-    )
-    .bind(project_id.as_str())
-    .bind(month)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(from_sqlx)?
-    .ok_or(StoreError::NotFound)?;
-    let quota = rows::month_quota(&row, "month_quota")?;
+) -> StoreResult<Snapshot> {
+    let row = sqlx::query(UPSERT_SNAPSHOT)
+        .bind(req.project_id.as_str())
+        .bind(month)
+        .bind(req.trigger_id.as_ref().map(JobId::as_str))
+        .bind(req.custom_key.as_deref())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(from_sqlx)?
+        .ok_or(StoreError::NotFound)?;
     let used: i64 = sqlx::Row::try_get(&row, "used").map_err(from_sqlx)?;
-    Ok((quota, u64::try_from(used).unwrap_or(0)))
+    // Jobs and generators share the id space, and an active generator holds its key too.
+    let by_id = match &req.trigger_id {
+        None => None,
+        Some(id) => Some(
+            match (
+                rows::opt_job_status(&row, "id_status")?,
+                rows::opt_generator_status(&row, "generator_id_status")?,
+            ) {
+                (Some(status), _) => Some(FoundItem {
+                    id: id.clone(),
+                    state: ItemState::Job(status),
+                }),
+                (None, Some(status)) => Some(FoundItem {
+                    id: id.clone(),
+                    state: ItemState::Generator(status),
+                }),
+                (None, None) => None,
+            },
+        ),
+    };
+    let key_holder = match &req.custom_key {
+        None => None,
+        Some(_) => Some(match rows::opt_job_status(&row, "holder_status")? {
+            Some(status) => Some(FoundItem {
+                id: rows::job_id(&row, "holder_id")?,
+                state: ItemState::Job(status),
+            }),
+            None => rows::opt_text_col(&row, "generator_holder_id")?.map(|id| FoundItem {
+                id: JobId::new(id),
+                state: ItemState::Generator(GeneratorStatus::Active),
+            }),
+        }),
+    };
+    Ok(Snapshot {
+        quota: rows::month_quota(&row, "month_quota")?,
+        used: u64::try_from(used).unwrap_or(0),
+        by_id,
+        key_holder,
+    })
 }
 
 /// Charges one unit for `month`; returns the units used after the charge.
@@ -111,33 +205,61 @@ pub(crate) async fn upsert(
     req: UpsertTrigger,
 ) -> StoreResult<Result<Upserted, Refusal>> {
     let month = req.now.month_key();
-    let (quota, used) = quota_state(conn, &req.project_id, &month).await?;
+    let Snapshot {
+        quota,
+        used,
+        by_id,
+        key_holder,
+    } = snapshot(conn, &req, &month).await?;
     if quota.remaining(used) == Some(0) {
         return Ok(Err(Refusal::QuotaExceeded));
     }
-
-    let by_id = match &req.trigger_id {
-        Some(id) => Some(find_by_id(conn, &req.project_id, id).await?),
-        None => None,
+    let existing_kind = |id: &JobId| {
+        [&by_id, &key_holder]
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find(|f| &f.id == id)
+            .map(|f| f.state.kind())
     };
-    let key_holder = match &req.custom_key {
-        Some(key) => Some(find_live_key_holder(conn, &req.project_id, key).await?),
-        None => None,
-    };
-    let plan = match plan_upsert(by_id, key_holder) {
+    let plan = match plan_upsert(by_id.clone(), key_holder.clone()) {
         Ok(plan) => plan,
         Err(refusal) => return Ok(Err(refusal)),
     };
 
-    let TriggerSchedule::Once { at, skip } = req.definition.schedule;
-    let (id, operation) = match plan {
-        UpsertPlan::Create => {
-            insert_job(conn, &req, at, skip).await?;
-            (req.new_job_id.clone(), UpsertOperation::Schedule)
+    let schedule = req.definition.schedule.clone();
+    let (id, operation, scheduled_at) = match (plan, &schedule) {
+        (UpsertPlan::Create, TriggerSchedule::Once { at, skip }) => {
+            let id = req.new_job_id.clone();
+            insert_job(conn, &req, &id, req.custom_key.as_deref(), *at, *skip).await?;
+            (id, UpsertOperation::Schedule, *at)
         }
-        UpsertPlan::Update(id) => {
-            update_job(conn, &req, &id, at, skip).await?;
-            (id, UpsertOperation::Reschedule)
+        (UpsertPlan::Create, TriggerSchedule::Cron { .. }) => {
+            let id = req.new_job_id.clone();
+            let first = generators::create(conn, &req, &id, req.custom_key.as_deref()).await?;
+            (id, UpsertOperation::Schedule, first)
+        }
+        (UpsertPlan::Update(id), TriggerSchedule::Once { at, skip }) => {
+            if existing_kind(&id) == Some(JobKind::Generator) {
+                // A generator becomes a one-off job under the same id.
+                let old_key = generators::remove(conn, &id).await?;
+                let key = req.custom_key.clone().or(old_key);
+                insert_job(conn, &req, &id, key.as_deref(), *at, *skip).await?;
+            } else {
+                update_job(conn, &req, &id, *at, *skip).await?;
+            }
+            (id, UpsertOperation::Reschedule, *at)
+        }
+        (UpsertPlan::Update(id), TriggerSchedule::Cron { .. }) => {
+            let first = if existing_kind(&id) == Some(JobKind::Generator) {
+                generators::redefine(conn, &req, &id).await?
+            } else {
+                // A registered job becomes a generator under the same id.
+                let old_key = remove_job(conn, &id).await?;
+                let key = req.custom_key.clone().or(old_key);
+                generators::create(conn, &req, &id, key.as_deref()).await?
+            };
+            (id, UpsertOperation::Reschedule, first)
         }
     };
 
@@ -145,10 +267,23 @@ pub(crate) async fn upsert(
     Ok(Ok(Upserted {
         id,
         operation,
-        kind: JobKind::Job,
-        scheduled_at: at,
+        kind: schedule.kind(),
+        scheduled_at,
         month_quota_remaining: quota.remaining(used),
     }))
+}
+
+/// Deletes a registered job (and its planned execution) so that its id can become a
+/// generator; returns its custom key.
+async fn remove_job(conn: &mut SqliteConnection, id: &JobId) -> StoreResult<Option<String>> {
+    let key: Option<Option<String>> = sqlx::query_scalar(
+        "DELETE FROM jobs WHERE id = ?1 AND status = 'registered' RETURNING custom_key",
+    )
+    .bind(id.as_str())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(from_sqlx)?;
+    key.ok_or(StoreError::NotFound)
 }
 
 fn status_for(skip: bool) -> JobStatus {
@@ -179,6 +314,8 @@ fn columns(def: &TriggerDefinition) -> StoreResult<Columns> {
 async fn insert_job(
     conn: &mut SqliteConnection,
     req: &UpsertTrigger,
+    id: &JobId,
+    custom_key: Option<&str>,
     at: Timestamp,
     skip: bool,
 ) -> StoreResult<()> {
@@ -189,9 +326,9 @@ async fn insert_job(
          headers, body, tags, max_attempts, timeout_ms, origin, registered_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )
-    .bind(req.new_job_id.as_str())
+    .bind(id.as_str())
     .bind(req.project_id.as_str())
-    .bind(req.custom_key.as_deref())
+    .bind(custom_key)
     .bind(def.title.as_deref())
     .bind(status_for(skip).as_str())
     .bind(ms(at))
@@ -208,14 +345,7 @@ async fn insert_job(
     .await
     .map_err(from_sqlx)?;
     if !skip {
-        insert_first_execution(
-            conn,
-            &req.new_execution_id,
-            &req.new_job_id,
-            &req.project_id,
-            at,
-        )
-        .await?;
+        insert_first_execution(conn, &req.new_execution_id, id, &req.project_id, at).await?;
     }
     Ok(())
 }
@@ -332,6 +462,10 @@ pub(crate) async fn cancel(
         Ok(item) => item,
         Err(refusal) => return Ok(Err(refusal)),
     };
+    if item.state.kind() == JobKind::Generator {
+        generators::cancel(conn, &item.id, now).await?;
+        return Ok(Ok(item.id));
+    }
     sqlx::query("UPDATE jobs SET status = 'cancelled', cancelled_at = ?2 WHERE id = ?1")
         .bind(item.id.as_str())
         .bind(ms(now))
@@ -339,6 +473,8 @@ pub(crate) async fn cancel(
         .await
         .map_err(from_sqlx)?;
     cancel_planned(conn, &item.id).await?;
+    // Cancelling one occurrence skips only it: its generator plans the next one.
+    generators::release_pending(conn, &rows::id_list([item.id.as_str()])?).await?;
     Ok(Ok(item.id))
 }
 
@@ -350,7 +486,7 @@ pub(crate) async fn get_job(
     id: &JobId,
 ) -> StoreResult<Option<Job>> {
     let sql = format!(
-        "SELECT {JOB_COLUMNS} FROM jobs j JOIN projects p ON p.id = j.project_id \
+        "SELECT {JOB_COLUMNS} FROM jobs j JOIN projects p ON p.id = j.project_id {GENERATOR_JOIN} \
          WHERE j.id = ?1 AND j.project_id = ?2"
     );
     sqlx::query(&sql)

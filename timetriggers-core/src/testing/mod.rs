@@ -16,6 +16,7 @@
 
 mod engine;
 mod fixtures;
+mod generators;
 mod projects;
 mod triggers;
 
@@ -27,6 +28,7 @@ use crate::store::Store;
 
 pub use engine::*;
 pub use fixtures::*;
+pub use generators::*;
 pub use projects::*;
 pub use triggers::*;
 
@@ -83,6 +85,14 @@ macro_rules! store_conformance_tests {
             outcome_recording_is_fenced,
             retry_plans_next_attempt,
             lease_expiry_recovery,
+            generator_create_makes_one_pending_occurrence,
+            generator_occurrence_fires_and_the_next_is_planned,
+            generator_cancel_stops_the_series,
+            cancelling_an_occurrence_skips_only_it,
+            missed_occurrences_are_recorded_as_skipped,
+            catch_up_keeps_the_pending_occurrence,
+            reschedule_converts_job_and_generator_keeping_the_id,
+            generator_occurrences_are_charged,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
