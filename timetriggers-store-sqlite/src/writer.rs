@@ -184,50 +184,47 @@ async fn run(
     }
 }
 
+// Transaction control, fused so that each boundary between two operations costs one round
+// trip to the connection's worker thread instead of two or three.
+const BEGIN: &str = "BEGIN IMMEDIATE; SAVEPOINT op";
+const NEXT_AFTER_OK: &str = "RELEASE op; SAVEPOINT op";
+const NEXT_AFTER_ERR: &str = "ROLLBACK TO op; RELEASE op; SAVEPOINT op";
+const COMMIT_AFTER_OK: &str = "RELEASE op; COMMIT";
+const COMMIT_AFTER_ERR: &str = "ROLLBACK TO op; RELEASE op; COMMIT";
+
 /// Runs one batch; returns `false` if the batch failed as a whole.
 async fn run_batch(conn: &mut SqliteConnection, mut ops: Vec<Box<dyn BatchOp>>) -> bool {
-    let mut failure = match exec(conn, "BEGIN IMMEDIATE").await {
-        Ok(()) => None,
-        Err(e) => {
-            for op in ops {
-                op.fail(duplicate(&e));
-            }
-            return false;
+    if let Err(e) = exec(conn, BEGIN).await {
+        // BEGIN failed, or SAVEPOINT did inside a transaction that must not be left open.
+        let _ = exec(conn, "ROLLBACK").await;
+        for op in ops {
+            op.fail(duplicate(&e));
         }
-    };
-    for op in ops.iter_mut() {
-        if let Err(e) = exec(conn, "SAVEPOINT op").await {
-            failure = Some(e);
-            break;
-        }
+        return false;
+    }
+    let last = ops.len().saturating_sub(1);
+    let mut failure = None;
+    for (i, op) in ops.iter_mut().enumerate() {
         let ok = op.execute(conn).await;
-        let end = if ok {
-            exec(conn, "RELEASE op").await
-        } else {
-            match exec(conn, "ROLLBACK TO op").await {
-                Ok(()) => exec(conn, "RELEASE op").await,
-                Err(e) => Err(e),
-            }
+        let boundary = match (i == last, ok) {
+            (false, true) => NEXT_AFTER_OK,
+            (false, false) => NEXT_AFTER_ERR,
+            (true, true) => COMMIT_AFTER_OK,
+            (true, false) => COMMIT_AFTER_ERR,
         };
-        if let Err(e) = end {
-            // SQLite may have rolled the whole transaction back (I/O error, disk full): what
-            // follows would run outside it, so the batch stops here.
+        if let Err(e) = exec(conn, boundary).await {
+            // Either COMMIT failed, or SQLite rolled the whole transaction back on its own (I/O
+            // error, disk full) and what follows would run outside it: the batch stops here.
             failure = Some(e);
             break;
         }
     }
-    if failure.is_none() {
-        match exec(conn, "COMMIT").await {
-            Ok(()) => {
-                for op in ops {
-                    op.commit();
-                }
-                return true;
-            }
-            Err(e) => failure = Some(e),
+    let Some(err) = failure else {
+        for op in ops {
+            op.commit();
         }
-    }
-    let err = failure.unwrap_or_else(|| StoreError::corrupt("batch failed"));
+        return true;
+    };
     tracing::warn!(error = %err, ops = ops.len(), "SQLite write batch rolled back");
     if let Err(e) = exec(conn, "ROLLBACK").await {
         // Expected when SQLite already rolled back on its own.
