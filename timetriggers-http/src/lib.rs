@@ -39,6 +39,7 @@
 //! | `GET, POST, PUT, PATCH, DELETE, HEAD /schedule` | 200 `ScheduleResult` and `ttr-trigger-id`, `ttr-scheduled-at`, `ttr-month-quota-remaining` headers |
 //! | `DELETE, GET, POST /cancel` (and `HEAD`, which axum serves as `GET`) | 204 |
 //! | `GET /health` | 200 `{"ok":true}`, or 503 when the store is unreachable |
+//! | `GET /cron/next?expression&timezone&from&count` | 200 `{"times": [...]}`: the next fire times, as a generator fires them |
 //!
 //! Unknown routes answer a JSON 404, a known route called with another method a JSON 405, and
 //! a handler panic a JSON 500. A body over [`HttpConfig::max_body_bytes`] is a 413, checked
@@ -49,6 +50,7 @@
 
 #![warn(missing_docs)]
 
+mod cron;
 mod error;
 mod extract;
 mod router;

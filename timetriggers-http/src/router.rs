@@ -11,6 +11,7 @@ use http::header::CONTENT_TYPE;
 use http::Method;
 use tower_http::catch_panic::CatchPanicLayer;
 
+use crate::cron::cron_next;
 use crate::error::{panic_response, ApiError, ErrorTag, APPLICATION_JSON};
 use crate::state::AppState;
 use crate::triggers::{cancel, schedule};
@@ -36,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route("/schedule", on(schedule_methods, schedule))
         .route("/cancel", on(cancel_methods, cancel))
         .route("/health", get(health))
+        .route("/cron/next", get(cron_next))
         .with_state(Arc::new(state));
     with_contract_layers(routes, limit)
 }

@@ -5,5 +5,6 @@
 
 mod cancel;
 mod common;
+mod generators;
 mod routes;
 mod schedule;

@@ -1,0 +1,73 @@
+//! `GET /cron/next`: preview the next fire times of a cron expression, computed by the very code
+//! generators use.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use serde::Serialize;
+use timetriggers_core::Timestamp;
+
+use crate::error::ApiError;
+use crate::extract::required_header;
+use crate::state::AppState;
+use crate::ApiJson;
+
+#[derive(Serialize)]
+pub(crate) struct CronNext {
+    times: Vec<String>,
+}
+
+/// `GET /cron/next?expression&timezone&from&count` with `ttr-api-key`.
+pub(crate) async fn cron_next(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> Result<ApiJson<CronNext>, ApiError> {
+    let Query(params) =
+        query.map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?;
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let api_key = required_header(&headers, "ttr-api-key")?;
+    let expression = get("expression")
+        .filter(|e| !e.trim().is_empty())
+        .ok_or_else(|| ApiError::bad_request("missing required query parameter: expression"))?
+        .to_owned();
+    let timezone = get("timezone")
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or("UTC")
+        .trim()
+        .to_owned();
+    let from = match get("from").filter(|f| !f.trim().is_empty()) {
+        None => None,
+        Some(raw) => Some(Timestamp::parse_rfc3339(raw).ok_or_else(|| {
+            ApiError::bad_request(format!("from must be an RFC 3339 time (got {raw:?})"))
+        })?),
+    };
+    let count = match get("count").filter(|c| !c.trim().is_empty()) {
+        None => 10,
+        Some(raw) => raw
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "count must be a whole number from 1 to 100 (got {raw:?})"
+                ))
+            })?,
+    };
+    state.service.authenticate(&api_key).await?;
+    let from = from.unwrap_or_else(|| state.service.now());
+    let times = state
+        .service
+        .cron_next(&expression, &timezone, from, count)?
+        .into_iter()
+        .map(Timestamp::to_rfc3339)
+        .collect();
+    Ok(ApiJson(CronNext { times }))
+}
