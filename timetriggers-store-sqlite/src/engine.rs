@@ -341,6 +341,8 @@ mod tests {
         )
         .await;
         assert!(key.contains("jobs_live_custom_key"), "{key}");
+        let release = plan(&mut conn, crate::generators::RELEASE_PENDING).await;
+        assert!(release.contains("generators_active"), "{release}");
 
         conn.close().await.unwrap();
         store.close().await;

@@ -189,18 +189,22 @@ pub(crate) async fn cancel(
     Ok(())
 }
 
+/// Frees the generators whose pending occurrence is one of `?1` (a JSON array of job ids).
+/// `status = 'active'` (implied: only active generators have a pending occurrence) lets SQLite
+/// seek the partial index `generators_active` instead of scanning every generator.
+pub(crate) const RELEASE_PENDING: &str = "UPDATE generators SET pending_job_id = NULL, \
+         last_occurrence_at = \
+             (SELECT j.scheduled_at FROM jobs j WHERE j.id = generators.pending_job_id) \
+     WHERE status = 'active' AND pending_job_id IN (SELECT value FROM json_each(?1))";
+
 /// An occurrence job left `registered` no longer (it fired or was cancelled): its generator
 /// needs the next one. `job_ids` is a JSON array of job ids.
 pub(crate) async fn release_pending(conn: &mut SqliteConnection, job_ids: &str) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE generators SET pending_job_id = NULL, last_occurrence_at = \
-             (SELECT j.scheduled_at FROM jobs j WHERE j.id = generators.pending_job_id) \
-         WHERE pending_job_id IN (SELECT value FROM json_each(?1))",
-    )
-    .bind(job_ids)
-    .execute(&mut *conn)
-    .await
-    .map_err(from_sqlx)?;
+    sqlx::query(RELEASE_PENDING)
+        .bind(job_ids)
+        .execute(&mut *conn)
+        .await
+        .map_err(from_sqlx)?;
     Ok(())
 }
 
