@@ -132,7 +132,8 @@ async fn lead(ctx: &Ctx<'_>, jobs: usize, estimate: Option<f64>) -> anyhow::Resu
 }
 
 /// Schedules a few jobs due now to estimate the schedule rate (and warm up connections),
-/// then waits for them so they do not overlap the measurement.
+/// then waits for them so they do not overlap the measurement. The rate is that of the
+/// probe's second half (warm); the lead's 25 % margin covers the rest.
 async fn probe(ctx: &Ctx<'_>, jobs: usize) -> anyhow::Result<(f64, usize)> {
     let k = (jobs / 20).clamp(50, 1000);
     let phase = ctx.target.phase(k);
@@ -156,7 +157,14 @@ async fn probe(ctx: &Ctx<'_>, jobs: usize) -> anyhow::Result<(f64, usize)> {
             batch.ids.len()
         );
     }
-    Ok((batch.rate(), k))
+    // The second half: the first calls pay for connection set-up and a cold server.
+    let c = &batch.completions;
+    let half = c.len() / 2;
+    let warm = match (half.checked_sub(1).and_then(|i| c.get(i)), c.last()) {
+        (Some(mid), Some(last)) if last > mid => per_second(c.len() - half, *last - *mid),
+        _ => batch.rate(),
+    };
+    Ok((warm.max(batch.rate()), k))
 }
 
 async fn seed_backlog(ctx: &Ctx<'_>, backlog: usize) -> anyhow::Result<SeedStats> {
