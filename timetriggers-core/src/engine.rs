@@ -43,6 +43,8 @@ pub struct EngineConfig {
     pub shutdown_grace: Duration,
     /// This engine's name in leases and logs.
     pub worker_id: String,
+    /// How late a generator occurrence may be before it counts as missed (API.md §5: 60 s).
+    pub missed_after: Duration,
 }
 
 impl Default for EngineConfig {
@@ -55,6 +57,7 @@ impl Default for EngineConfig {
             stale_check_interval: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
             worker_id: format!("{}-{}", std::process::id(), crate::ids::random_secret(4)),
+            missed_after: MISSED_AFTER,
         }
     }
 }
@@ -224,11 +227,12 @@ impl Engine {
         // Bounded: a generator whose series has ended is listed again and again.
         for _ in 0..50 {
             let now = self.clock.now();
-            let overdue_before = now.saturating_sub(MISSED_AFTER);
+            let overdue_before = now.saturating_sub(self.config.missed_after);
             let due = self.store.list_generators_due(overdue_before, PAGE).await?;
             let listed = due.len();
+            let before = applied;
             for g in due {
-                let Some(plan) = plan_generator(&g, now) else {
+                let Some(plan) = plan_generator(&g, now, self.config.missed_after) else {
                     continue;
                 };
                 let next = plan.create.as_ref().map(|c| c.at);
@@ -239,7 +243,9 @@ impl Engine {
                     }
                 }
             }
-            if listed < PAGE {
+            // A full page that made no progress would come back unchanged: stop, the next pass
+            // (after the next occurrence fires or the periodic check) tries again.
+            if listed < PAGE || applied == before {
                 break;
             }
         }
@@ -392,7 +398,11 @@ impl Engine {
 
 /// The store change that plans `g`'s next occurrence, or `None` if its series has ended or its
 /// definition no longer parses.
-fn plan_generator(g: &GeneratorDue, now: Timestamp) -> Option<MaterializeGenerator> {
+fn plan_generator(
+    g: &GeneratorDue,
+    now: Timestamp,
+    missed_after: Duration,
+) -> Option<MaterializeGenerator> {
     let (cron, tz) = match parse_cron(&g.expression, &g.timezone) {
         Ok(parsed) => parsed,
         Err(e) => {
@@ -405,7 +415,7 @@ fn plan_generator(g: &GeneratorDue, now: Timestamp) -> Option<MaterializeGenerat
         Some(p) => Timestamp::from_millis(p.scheduled_at.as_millis() - 1),
         None => g.last_occurrence_at.unwrap_or(g.defined_at),
     };
-    let plan = plan_occurrences(&cron, tz, after, now, g.run_missed)?;
+    let plan = plan_occurrences(&cron, tz, after, now, g.run_missed, missed_after)?;
     let occurrence = |at| NewOccurrence {
         job_id: JobId::generate(),
         execution_id: ExecutionId::generate(),

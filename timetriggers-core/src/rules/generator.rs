@@ -8,7 +8,7 @@ use chrono_tz::Tz;
 use crate::rules::cron::CronExpr;
 use crate::time::Timestamp;
 
-/// An occurrence later than its time by more than this is *missed*.
+/// An occurrence later than its time by more than this is *missed* (API.md §5: 60 s).
 pub const MISSED_AFTER: Duration = Duration::from_secs(60);
 /// At most this many missed occurrences are recorded as `skipped`.
 pub const MAX_SKIPPED_RECORDS: usize = 100;
@@ -33,16 +33,18 @@ pub fn next_fire(cron: &CronExpr, tz: Tz, after: Timestamp) -> Option<Timestamp>
 }
 
 /// Plans the occurrence that follows `after` (the last occurrence fired or skipped, or the
-/// creation time of a new generator). `None` when the series never fires again.
+/// creation time of a new generator), counting occurrences older than `missed_after` as
+/// missed ([`MISSED_AFTER`] in production). `None` when the series never fires again.
 pub fn plan_occurrences(
     cron: &CronExpr,
     tz: Tz,
     after: Timestamp,
     now: Timestamp,
     run_missed: bool,
+    missed_after: Duration,
 ) -> Option<OccurrencePlan> {
     let first = next_fire(cron, tz, after)?;
-    let horizon = now.saturating_sub(MISSED_AFTER);
+    let horizon = now.saturating_sub(missed_after);
     if first >= horizon {
         return Some(OccurrencePlan {
             skipped: Vec::new(),
@@ -121,6 +123,7 @@ mod tests {
             t("2026-11-22T09:00:00Z"),
             t("2026-11-22T10:00:00Z"),
             false,
+            MISSED_AFTER,
         )
         .unwrap();
         assert_eq!(plan.pending_at, t("2026-11-23T09:00:00Z"));
@@ -136,6 +139,7 @@ mod tests {
             t("2026-11-22T09:00:00Z"),
             t("2026-11-22T09:00:59Z"),
             false,
+            MISSED_AFTER,
         )
         .unwrap();
         assert_eq!(plan.pending_at, t("2026-11-22T09:00:10Z"));
@@ -151,6 +155,7 @@ mod tests {
             t("2026-11-22T06:00:00Z"),
             t("2026-11-22T09:30:00Z"),
             false,
+            MISSED_AFTER,
         )
         .unwrap();
         assert_eq!(
@@ -173,6 +178,7 @@ mod tests {
             t("2026-11-22T06:00:00Z"),
             t("2026-11-22T09:30:00Z"),
             true,
+            MISSED_AFTER,
         )
         .unwrap();
         assert_eq!(
@@ -193,6 +199,7 @@ mod tests {
             t("2026-11-22T00:00:00Z"),
             now,
             false,
+            MISSED_AFTER,
         )
         .unwrap();
         assert_eq!(plan.skipped.len(), MAX_SKIPPED_RECORDS);
@@ -210,6 +217,7 @@ mod tests {
             t("2026-11-22T00:00:00Z"),
             now,
             true,
+            MISSED_AFTER,
         )
         .unwrap();
         assert_eq!(plan.skipped.len(), MAX_SKIPPED_RECORDS);
@@ -230,6 +238,7 @@ mod tests {
             t("2000-01-01T00:00:00Z"),
             t("2150-06-01T00:00:00Z"),
             false,
+            MISSED_AFTER,
         )
         .unwrap();
         assert_eq!(plan.skipped.len(), 100);
@@ -247,6 +256,7 @@ mod tests {
             t("2026-11-20T14:30:00Z"), // Friday 09:30 EST
             t("2026-11-20T15:00:00Z"),
             false,
+            MISSED_AFTER,
         )
         .unwrap();
         assert_eq!(
