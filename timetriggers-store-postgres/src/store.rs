@@ -1,0 +1,285 @@
+//! [`PgStore`]: connecting, migrating, closing, and the [`Store`] implementation.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Connection, PgConnection};
+use timetriggers_core::{
+    ApiKey, ApiKeyId, AuthenticatedKey, Claim, ClaimedExecution, CompletedExecution, EngineSignal,
+    Execution, GeneratorDue, Job, JobId, MaterializeGenerator, NewApiKey, NewProject, Project,
+    ProjectId, Refusal, StaleScope, Store, StoreResult, Timestamp, TriggerRef, TriggerSchedule,
+    UpsertTrigger, Upserted,
+};
+
+use crate::error::{from_migrate, from_sqlx};
+use crate::notify::{spawn_listener, ListenerHandle, Notifier};
+use crate::options::{connect_options, PgStoreOptions};
+use crate::{engine, generators, projects, triggers};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The advisory lock held while a schema is created and migrated, so that instances starting
+/// together migrate one after the other.
+const MIGRATE_LOCK_CLASS: i32 = 0x7474_6d67; // "ttmg"
+
+/// A [`Store`] on PostgreSQL, shared by any number of server instances. Cheap to clone:
+/// clones share the pool.
+///
+/// See the crate docs for the design; [`PgStore::spawn_listener`] for the cross-instance
+/// wake-up.
+#[derive(Clone)]
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    connect: PgConnectOptions,
+    options: PgStoreOptions,
+    notifier: Arc<Notifier>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.notifier.close();
+    }
+}
+
+impl fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgStore")
+            .field("schema", &self.inner.options.schema)
+            .field("pool_size", &self.inner.pool.size())
+            .field("max_connections", &self.inner.options.max_connections)
+            .finish()
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`, any parameter sqlx
+    /// understands, e.g. `?sslmode=require`), creates the schema `timetriggers` if it is
+    /// missing and runs the migrations in it. Must be called inside a tokio runtime.
+    pub async fn connect(url: &str) -> StoreResult<PgStore> {
+        PgStore::connect_with(url, PgStoreOptions::default()).await
+    }
+
+    /// Like [`PgStore::connect`], in another schema: each schema is a separate store (tests use
+    /// one schema each).
+    pub async fn connect_with_schema(url: &str, schema: &str) -> StoreResult<PgStore> {
+        PgStore::connect_with(url, PgStoreOptions::with_schema(schema)).await
+    }
+
+    /// Connects with explicit [`PgStoreOptions`].
+    pub async fn connect_with(url: &str, options: PgStoreOptions) -> StoreResult<PgStore> {
+        let connect = connect_options(url, &options.schema)?;
+        migrate(&connect, &options.schema).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .min_connections(0)
+            .acquire_timeout(options.acquire_timeout)
+            // A pooled connection may have been cut by a server restart while it was idle: the
+            // ping before each use finds out, so that the call gets a fresh connection instead
+            // of an error.
+            .test_before_acquire(true)
+            .connect_with(connect.clone())
+            .await
+            .map_err(from_sqlx)?;
+        let notifier = Notifier::new(
+            options.channel(),
+            options.notify_horizon,
+            options.notify_min_gap,
+        );
+        notifier.spawn(pool.clone());
+        tracing::debug!(schema = %options.schema, "PostgreSQL store open");
+        Ok(PgStore {
+            inner: Arc::new(Inner {
+                pool,
+                connect,
+                options,
+                notifier,
+            }),
+        })
+    }
+
+    /// The store's settings.
+    pub fn options(&self) -> &PgStoreOptions {
+        &self.inner.options
+    }
+
+    /// The connection pool (for diagnostics; the store owns the schema).
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    /// Listens for the wake-ups other instances send when they schedule a job due soon, and
+    /// passes each to `signal` (the engine's, [`timetriggers_core::Engine::signal`]). Uses one
+    /// dedicated connection, reconnects with backoff when it is lost, and wakes the engine after
+    /// each reconnection. Runs until the handle is dropped or stopped.
+    pub fn spawn_listener(&self, signal: Arc<EngineSignal>) -> ListenerHandle {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .acquire_timeout(self.inner.options.acquire_timeout)
+            .connect_lazy_with(self.inner.connect.clone());
+        spawn_listener(pool, self.inner.options.channel(), signal)
+    }
+
+    /// Stops the wake-up sender and closes every pooled connection; returns once that is done.
+    /// Afterwards every call fails with `Unavailable`.
+    pub async fn close(&self) {
+        self.inner.notifier.close();
+        self.inner.pool.close().await;
+    }
+}
+
+/// Creates the schema if missing and runs the migrations in it, under an advisory lock so that
+/// instances starting together do not race.
+async fn migrate(connect: &PgConnectOptions, schema: &str) -> StoreResult<()> {
+    let mut conn = PgConnection::connect_with(connect)
+        .await
+        .map_err(from_sqlx)?;
+    let result = migrate_on(&mut conn, schema).await;
+    // Closing also releases the session-level advisory lock.
+    let _ = conn.close().await;
+    result
+}
+
+async fn migrate_on(conn: &mut PgConnection, schema: &str) -> StoreResult<()> {
+    sqlx::query("SELECT pg_advisory_lock($1, hashtext($2))")
+        .bind(MIGRATE_LOCK_CLASS)
+        .bind(schema)
+        .execute(&mut *conn)
+        .await
+        .map_err(from_sqlx)?;
+    // The name was checked to be a plain identifier; quoting keeps it exact.
+    sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+        .execute(&mut *conn)
+        .await
+        .map_err(from_sqlx)?;
+    MIGRATOR.run(&mut *conn).await.map_err(from_migrate)?;
+    sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
+        .bind(MIGRATE_LOCK_CLASS)
+        .bind(schema)
+        .execute(&mut *conn)
+        .await
+        .map_err(from_sqlx)?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.inner.pool)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(())
+    }
+
+    fn is_exclusive(&self) -> bool {
+        false
+    }
+
+    async fn create_project(&self, project: NewProject) -> StoreResult<Project> {
+        projects::create(&self.inner.pool, project).await
+    }
+
+    async fn get_project(&self, id: &ProjectId) -> StoreResult<Option<Project>> {
+        projects::get(&self.inner.pool, id).await
+    }
+
+    async fn get_project_by_slug(&self, slug: &str) -> StoreResult<Option<Project>> {
+        projects::get_by_slug(&self.inner.pool, slug).await
+    }
+
+    async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey> {
+        projects::create_key(&self.inner.pool, key).await
+    }
+
+    async fn find_api_key(&self, key_hash: &str) -> StoreResult<Option<AuthenticatedKey>> {
+        projects::find_key(&self.inner.pool, key_hash).await
+    }
+
+    async fn delete_api_key(&self, project_id: &ProjectId, id: &ApiKeyId) -> StoreResult<()> {
+        projects::delete_key(&self.inner.pool, project_id, id).await
+    }
+
+    async fn upsert_trigger(&self, req: UpsertTrigger) -> StoreResult<Result<Upserted, Refusal>> {
+        let done = triggers::upsert(&self.inner.pool, &req).await?;
+        if let Ok(upserted) = &done {
+            // Committed: tell the other instances if it is due soon (see `notify`).
+            let planned = !matches!(
+                req.definition.schedule,
+                TriggerSchedule::Once { skip: true, .. }
+            );
+            if planned {
+                self.inner.notifier.due(upserted.scheduled_at, req.now);
+            }
+        }
+        Ok(done)
+    }
+
+    async fn cancel_trigger(
+        &self,
+        project_id: &ProjectId,
+        target: &TriggerRef,
+        now: Timestamp,
+    ) -> StoreResult<Result<JobId, Refusal>> {
+        triggers::cancel(&self.inner.pool, project_id, target, now).await
+    }
+
+    async fn get_job(&self, project_id: &ProjectId, id: &JobId) -> StoreResult<Option<Job>> {
+        triggers::get_job(&self.inner.pool, project_id, id).await
+    }
+
+    async fn list_job_executions(
+        &self,
+        project_id: &ProjectId,
+        job_id: &JobId,
+    ) -> StoreResult<Option<Vec<Execution>>> {
+        triggers::list_job_executions(&self.inner.pool, project_id, job_id).await
+    }
+
+    async fn claim_due(&self, claim: Claim) -> StoreResult<Vec<ClaimedExecution>> {
+        engine::claim_due(&self.inner.pool, &claim).await
+    }
+
+    async fn next_due_at(&self) -> StoreResult<Option<Timestamp>> {
+        engine::next_due_at(&self.inner.pool).await
+    }
+
+    async fn complete_executions(&self, done: &[CompletedExecution]) -> StoreResult<()> {
+        engine::complete(&self.inner.pool, done).await?;
+        // Retries due soon may be taken by another instance (this one is told by its engine).
+        let retries = done
+            .iter()
+            .filter_map(|d| d.retry.as_ref().map(|r| (r.due_at, d.completed_at)));
+        if let Some((due, now)) = retries.min_by_key(|(due, _)| *due) {
+            self.inner.notifier.due(due, now);
+        }
+        Ok(())
+    }
+
+    async fn list_stale_executions(
+        &self,
+        now: Timestamp,
+        scope: StaleScope,
+        limit: usize,
+    ) -> StoreResult<Vec<ClaimedExecution>> {
+        engine::list_stale(&self.inner.pool, now, scope, limit).await
+    }
+
+    async fn list_generators_due(
+        &self,
+        overdue_before: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<GeneratorDue>> {
+        generators::list_due(&self.inner.pool, overdue_before, limit).await
+    }
+
+    async fn materialize_generator(&self, plan: MaterializeGenerator) -> StoreResult<bool> {
+        generators::materialize(&self.inner.pool, &plan).await
+    }
+}
