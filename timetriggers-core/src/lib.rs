@@ -35,6 +35,8 @@
 
 #![warn(missing_docs)]
 
+pub mod accounts;
+mod dashboard;
 mod dispatch;
 mod engine;
 mod error;
@@ -45,11 +47,16 @@ mod request;
 pub mod rules;
 mod service;
 mod store;
+mod store_dashboard;
 mod time;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use dashboard::{
+    validate_project_slug, Caller, Credentials, Dashboard, ExecutionFilter, JobFilter,
+    ListedExecutions, ListedJobs, LoggedIn, Paging, SessionToken, SignedUp, MAX_KEY_NAME_CHARS,
+};
 pub use dispatch::{
     DispatchOutcome, DispatchRequest, Dispatcher, HttpDispatcher, HttpDispatcherConfig,
     ResponseSummary, RESPONSE_BODY_KEEP, RESPONSE_BODY_READ_LIMIT,
@@ -59,9 +66,10 @@ pub use error::Error;
 pub use ids::{random_secret, ApiKeyId, ExecutionId, JobId, ProjectId, RateLimitId, UserId};
 pub use lifecycle::{FoundItem, ItemState, Refusal, UpsertPlan};
 pub use model::{
-    ApiKey, AuthenticatedKey, DeliveryOptions, Execution, ExecutionStatus, GeneratorLink,
-    GeneratorStatus, HttpRequest, Job, JobKind, JobStatus, LastAttempt, MonthQuota, Origin,
-    Project, RateLimitState, TriggeredBy,
+    ApiKey, AuthenticatedKey, DeliveryOptions, Execution, ExecutionJob, ExecutionListing,
+    ExecutionPage, ExecutionStatus, GeneratorLink, GeneratorStatus, HttpRequest, Job, JobKind,
+    JobPage, JobStatus, LastAttempt, MonthQuota, Origin, Project, RateLimitState, SessionUser,
+    TriggeredBy, User, UserCredentials,
 };
 pub use request::{
     is_forwarded_header, normalize_tags, parse_flag, parse_tags, parse_when, ScheduleRequest, When,
@@ -75,5 +83,9 @@ pub use store::{
     NewOccurrence, NewProject, PendingOccurrence, PlannedRetry, StaleScope, Store, StoreError,
     StoreResult, TriggerDefinition, TriggerRef, TriggerSchedule, UpsertOperation, UpsertTrigger,
     Upserted,
+};
+pub use store_dashboard::{
+    plan_replay, ExecutionQuery, HttpStatusFilter, JobQuery, NewSession, NewUser, ReplayJob,
+    ReplayRefusal, Replayed,
 };
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};

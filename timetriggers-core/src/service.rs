@@ -140,6 +140,11 @@ impl TimeTriggers {
         &self.config
     }
 
+    /// The engine's wake-up signal.
+    pub(crate) fn signal(&self) -> &Arc<EngineSignal> {
+        &self.signal
+    }
+
     /// Succeeds once the store is reachable.
     pub async fn health(&self) -> Result<(), Error> {
         Ok(self.store.ping().await?)

@@ -10,11 +10,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::dispatch::DispatchOutcome;
-use crate::ids::{ApiKeyId, ExecutionId, JobId, ProjectId};
+use crate::ids::{ApiKeyId, ExecutionId, JobId, ProjectId, UserId};
 use crate::lifecycle::Refusal;
 use crate::model::{
-    ApiKey, AuthenticatedKey, DeliveryOptions, Execution, HttpRequest, Job, JobKind, MonthQuota,
-    Origin, Project, TriggeredBy,
+    ApiKey, AuthenticatedKey, DeliveryOptions, Execution, ExecutionPage, HttpRequest, Job, JobKind,
+    JobPage, MonthQuota, Origin, Project, SessionUser, TriggeredBy, User, UserCredentials,
+};
+use crate::store_dashboard::{
+    ExecutionQuery, JobQuery, NewSession, NewUser, ReplayJob, ReplayRefusal, Replayed,
 };
 use crate::time::Timestamp;
 
@@ -449,4 +452,76 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// if asked, and the new pending occurrence. Does nothing and returns `false` if the
     /// generator is no longer active or its pending occurrence is not `expected_pending`.
     async fn materialize_generator(&self, plan: MaterializeGenerator) -> StoreResult<bool>;
+
+    // ---- dashboard ----------------------------------------------------------------------------
+
+    /// Creates a user, their first project (`user.project`) and their membership of it, in one
+    /// transaction. [`StoreError::Conflict`] if the email is taken by another user or the
+    /// project slug by another project (nothing is created then).
+    async fn create_user(&self, user: NewUser) -> StoreResult<User>;
+
+    /// The user with this (normalised) email and their password hash, if any. Emails are
+    /// compared exactly: callers pass them trimmed and lower-cased.
+    async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<UserCredentials>>;
+
+    /// Stores a session. [`StoreError::NotFound`] if the user does not exist,
+    /// [`StoreError::Conflict`] if a session with this token hash exists. May delete sessions
+    /// of the same user that expired at or before `session.now` (housekeeping).
+    async fn create_session(&self, session: NewSession) -> StoreResult<()>;
+
+    /// The user of the session with this token hash if it is live at `now`: not revoked and
+    /// `now < expires_at`. `None` otherwise.
+    async fn find_session(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<SessionUser>>;
+
+    /// Revokes (deletes) the session with this token hash: [`Store::find_session`] no longer
+    /// finds it. [`StoreError::NotFound`] if there is none.
+    async fn revoke_session(&self, token_hash: &str) -> StoreResult<()>;
+
+    /// The projects the user is a member of, in the order they joined them (oldest first; ties
+    /// by project id), so the first is the user's default project. Empty for an unknown user.
+    async fn list_user_projects(&self, user_id: &UserId) -> StoreResult<Vec<Project>>;
+
+    /// Creates a project and makes the user its member (joined at `project.now`), in one
+    /// transaction. [`StoreError::NotFound`] if the user does not exist,
+    /// [`StoreError::Conflict`] if the slug is taken.
+    async fn create_user_project(
+        &self,
+        user_id: &UserId,
+        project: NewProject,
+    ) -> StoreResult<Project>;
+
+    /// The API keys of these projects (masked), newest first (`created_at` descending, ties by
+    /// id descending). Empty `project_ids`: empty list.
+    async fn list_api_keys(&self, project_ids: &[ProjectId]) -> StoreResult<Vec<ApiKey>>;
+
+    /// A page of jobs matching `query` (every filter set must hold; see [`JobQuery`]) ordered
+    /// by `scheduled_at` descending, ties by id descending, skipping `offset` and returning at
+    /// most `limit`; with `total`, the number matching before paging. Jobs only: generators
+    /// themselves are not listed, their occurrence jobs are. Empty `project_ids`: nothing.
+    async fn list_jobs(&self, query: &JobQuery) -> StoreResult<JobPage>;
+
+    /// A page of executions matching `query` (every filter set must hold; see
+    /// [`ExecutionQuery`]) ordered by `planned_at` descending, ties by execution id descending,
+    /// skipping `offset` and returning at most `limit`, each with its job's facts; with
+    /// `total`, the number matching before paging. Listed executions carry no response headers
+    /// or body (`None`). Empty `project_ids`: nothing.
+    async fn list_executions(&self, query: &ExecutionQuery) -> StoreResult<ExecutionPage>;
+
+    /// Runs a finished job again, in one transaction. Refusals, in this order:
+    /// [`ReplayRefusal::NotFound`] (no such job in `project_ids`),
+    /// [`ReplayRefusal::NotFinished`] (per [`crate::plan_replay`]),
+    /// [`ReplayRefusal::CustomKeyTaken`] (the job has a custom key now held by another live job
+    /// or an active generator of the project), [`ReplayRefusal::QuotaExceeded`] (nothing left
+    /// for the month of `now`). Otherwise: a new `planned` execution (id `execution_id`,
+    /// `attempt_number` = the job's highest attempt number + 1 (1 if it has none),
+    /// `triggered_by`, `planned_at` = due = `now`, no response, no rate-limit state); the job
+    /// becomes `queued` with `completed_at` and its rate-limit state cleared (every other field,
+    /// `cancelled_at` and the latest outcome included, is kept until the new execution
+    /// completes); one quota unit is charged to the project for the month of `now`. A
+    /// generator's series is not affected by replaying one of its occurrences.
+    async fn replay_job(&self, replay: ReplayJob) -> StoreResult<Result<Replayed, ReplayRefusal>>;
 }

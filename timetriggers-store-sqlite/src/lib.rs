@@ -49,6 +49,8 @@
 
 #![warn(missing_docs)]
 
+mod accounts;
+mod dashboard;
 mod engine;
 mod error;
 mod generators;

@@ -14,8 +14,14 @@ use timetriggers_core::{
     Refusal, StaleScope, Store, StoreResult, Timestamp, TriggerRef, UpsertTrigger, Upserted,
 };
 
+use timetriggers_core::{
+    ExecutionPage, ExecutionQuery, JobPage, JobQuery, NewSession, NewUser, ReplayJob,
+    ReplayRefusal, Replayed, SessionUser, User, UserCredentials, UserId,
+};
+
 use crate::error::{closed, from_migrate, from_sqlx};
 use crate::writer::Writer;
+use crate::{accounts, dashboard};
 use crate::{engine, generators, lock, options, projects, triggers};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -234,6 +240,81 @@ impl Store for SqliteStore {
         self.inner
             .writer
             .write(move |conn| async move { generators::materialize(conn, &plan).await }.boxed())
+            .await
+    }
+
+    // ---- dashboard ----------------------------------------------------------------------------
+
+    async fn create_user(&self, user: NewUser) -> StoreResult<User> {
+        self.inner
+            .writer
+            .write(move |conn| accounts::create_user(conn, user).boxed())
+            .await
+    }
+
+    async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<UserCredentials>> {
+        accounts::find_user_by_email(&self.inner.readers, email).await
+    }
+
+    async fn create_session(&self, session: NewSession) -> StoreResult<()> {
+        self.inner
+            .writer
+            .write(move |conn| accounts::create_session(conn, session).boxed())
+            .await
+    }
+
+    async fn find_session(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<SessionUser>> {
+        accounts::find_session(&self.inner.readers, token_hash, now).await
+    }
+
+    async fn revoke_session(&self, token_hash: &str) -> StoreResult<()> {
+        let token_hash = token_hash.to_owned();
+        self.inner
+            .writer
+            .write(move |conn| {
+                async move { accounts::revoke_session(conn, &token_hash).await }.boxed()
+            })
+            .await
+    }
+
+    async fn list_user_projects(&self, user_id: &UserId) -> StoreResult<Vec<Project>> {
+        accounts::list_user_projects(&self.inner.readers, user_id).await
+    }
+
+    async fn create_user_project(
+        &self,
+        user_id: &UserId,
+        project: NewProject,
+    ) -> StoreResult<Project> {
+        let user_id = user_id.clone();
+        self.inner
+            .writer
+            .write(move |conn| {
+                async move { accounts::create_user_project(conn, &user_id, project).await }.boxed()
+            })
+            .await
+    }
+
+    async fn list_api_keys(&self, project_ids: &[ProjectId]) -> StoreResult<Vec<ApiKey>> {
+        dashboard::list_api_keys(&self.inner.readers, project_ids).await
+    }
+
+    async fn list_jobs(&self, query: &JobQuery) -> StoreResult<JobPage> {
+        dashboard::list_jobs(&self.inner.readers, query).await
+    }
+
+    async fn list_executions(&self, query: &ExecutionQuery) -> StoreResult<ExecutionPage> {
+        dashboard::list_executions(&self.inner.readers, query).await
+    }
+
+    async fn replay_job(&self, replay: ReplayJob) -> StoreResult<Result<Replayed, ReplayRefusal>> {
+        self.inner
+            .writer
+            .write(move |conn| async move { dashboard::replay_job(conn, &replay).await }.boxed())
             .await
     }
 }

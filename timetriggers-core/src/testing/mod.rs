@@ -14,6 +14,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod dashboard;
 mod engine;
 mod fixtures;
 mod generators;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 
 use crate::store::Store;
 
+pub use dashboard::*;
 pub use engine::*;
 pub use fixtures::*;
 pub use generators::*;
@@ -93,6 +95,14 @@ macro_rules! store_conformance_tests {
             catch_up_keeps_the_pending_occurrence,
             reschedule_converts_job_and_generator_keeping_the_id,
             generator_occurrences_are_charged,
+            user_create_and_find_by_email,
+            sessions_expire_and_are_revocable,
+            user_projects_membership,
+            list_api_keys_is_scoped_and_newest_first,
+            list_jobs_filters_pages_and_counts,
+            list_executions_filters_pages_and_counts,
+            replay_follows_the_state_rules,
+            replay_quota_and_custom_key,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
