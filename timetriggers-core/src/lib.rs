@@ -37,6 +37,7 @@
 
 pub mod accounts;
 mod dashboard;
+pub mod declare;
 mod dispatch;
 mod engine;
 mod error;
@@ -56,6 +57,10 @@ pub mod testing;
 pub use dashboard::{
     validate_project_slug, Caller, Credentials, Dashboard, ExecutionFilter, JobFilter,
     ListedExecutions, ListedJobs, LoggedIn, Paging, SessionToken, SignedUp, MAX_KEY_NAME_CHARS,
+};
+pub use declare::{
+    BulkSelector, BulkSync, DeclareItem, DeclareSync, JobDeclaration, ManagedItem, SyncOperation,
+    SyncOutcome, SyncResult, SyncStep,
 };
 pub use dispatch::{
     DispatchOutcome, DispatchRequest, Dispatcher, HttpDispatcher, HttpDispatcherConfig,

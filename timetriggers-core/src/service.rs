@@ -6,6 +6,10 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use crate::declare::{
+    check_unique_keys, BulkSelector, BulkSync, DeclareItem, DeclareSync, JobDeclaration,
+    SyncOutcome,
+};
 use crate::engine::EngineSignal;
 use crate::error::Error;
 use crate::ids::{random_secret, ApiKeyId, ExecutionId, JobId, ProjectId};
@@ -65,6 +69,48 @@ impl fmt::Debug for TimeTriggers {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
+}
+
+/// Turns a validated request into the definition a store persists: `now` resolves `When::Now`,
+/// a past time with `run_missed: false` becomes a skipped record, and a cron expression
+/// becomes a generator whose first occurrence is computed here.
+pub(crate) fn definition_for(
+    req: ScheduleRequest,
+    now: Timestamp,
+) -> Result<TriggerDefinition, Error> {
+    let schedule = match req.when {
+        When::Now => TriggerSchedule::Once {
+            at: now,
+            skip: false,
+        },
+        When::At(at) => TriggerSchedule::Once {
+            at,
+            skip: at < now && req.run_missed == Some(false),
+        },
+        When::Cron { expression } => {
+            let timezone = req.timezone.clone().unwrap_or_else(|| "UTC".to_owned());
+            let (cron, tz) = parse_cron(&expression, &timezone)?;
+            let first_at = next_fire(&cron, tz, now).ok_or_else(|| {
+                Error::BadRequest(format!(
+                    "ttr-scheduled-at: {expression:?} never fires again"
+                ))
+            })?;
+            TriggerSchedule::Cron {
+                expression: expression.trim().to_owned(),
+                timezone,
+                run_missed: req.run_missed.unwrap_or(false),
+                first_at,
+                occurrence_id: JobId::generate(),
+            }
+        }
+    };
+    Ok(TriggerDefinition {
+        request: req.request,
+        title: req.title,
+        tags: req.tags,
+        options: req.options,
+        schedule,
+    })
 }
 
 /// Parses a cron expression and an IANA zone; errors name the offending part.
@@ -169,48 +215,20 @@ impl TimeTriggers {
     ) -> Result<Upserted, Error> {
         req.validate(self.config.allow_private_targets)?;
         let now = self.clock.now();
-        let schedule = match req.when {
-            When::Now => TriggerSchedule::Once {
-                at: now,
-                skip: false,
-            },
-            When::At(at) => TriggerSchedule::Once {
-                at,
-                skip: at < now && req.run_missed == Some(false),
-            },
-            When::Cron { expression } => {
-                let timezone = req.timezone.clone().unwrap_or_else(|| "UTC".to_owned());
-                let (cron, tz) = parse_cron(&expression, &timezone)?;
-                let first_at = next_fire(&cron, tz, now).ok_or_else(|| {
-                    Error::BadRequest(format!(
-                        "ttr-scheduled-at: {expression:?} never fires again"
-                    ))
-                })?;
-                TriggerSchedule::Cron {
-                    expression: expression.trim().to_owned(),
-                    timezone,
-                    run_missed: req.run_missed.unwrap_or(false),
-                    first_at,
-                    occurrence_id: JobId::generate(),
-                }
-            }
-        };
-        let what = match (&req.trigger_id, &req.custom_key) {
+        let trigger_id = req.trigger_id.take();
+        let custom_key = req.custom_key.clone();
+        let definition = definition_for(req, now)?;
+        let schedule = definition.schedule.clone();
+        let what = match (&trigger_id, &custom_key) {
             (Some(id), _) => format!("trigger {:?}", id.as_str()),
             (None, Some(key)) => format!("custom key {key:?}"),
             (None, None) => "trigger".to_owned(),
         };
         let upsert = UpsertTrigger {
             project_id: project_id.clone(),
-            trigger_id: req.trigger_id,
-            custom_key: req.custom_key,
-            definition: TriggerDefinition {
-                request: req.request,
-                title: req.title,
-                tags: req.tags,
-                options: req.options,
-                schedule: schedule.clone(),
-            },
+            trigger_id,
+            custom_key,
+            definition,
             origin: Origin::Schedule,
             new_job_id: JobId::generate(),
             new_execution_id: ExecutionId::generate(),
@@ -226,6 +244,107 @@ impl TimeTriggers {
             other => self.signal.due_at(other.fire_at()),
         }
         Ok(done)
+    }
+
+    /// `/declare`: makes the items created by `/declare` in the project exactly `declarations`
+    /// (API.md §2). `run_missed` applies to every item (one-off default true, generator
+    /// default false).
+    pub async fn declare(
+        &self,
+        project_id: &ProjectId,
+        declarations: Vec<JobDeclaration>,
+        run_missed: Option<bool>,
+    ) -> Result<SyncOutcome, Error> {
+        let now = self.clock.now();
+        let items = self.normalize_all(declarations, "jobs", now, run_missed)?;
+        let wake = Self::fire_times(&items);
+        let sync = DeclareSync {
+            project_id: project_id.clone(),
+            items,
+            now,
+        };
+        let done = self
+            .store
+            .declare(sync)
+            .await?
+            .map_err(|r| Error::from_refusal(r, "declaration"))?;
+        self.wake_for(wake);
+        Ok(done)
+    }
+
+    /// `/bulk`: cancels, then create-or-reschedule by key, in one transaction.
+    pub async fn bulk(
+        &self,
+        project_id: &ProjectId,
+        cancels: Vec<BulkSelector>,
+        upserts: Vec<JobDeclaration>,
+        run_missed: Option<bool>,
+    ) -> Result<SyncOutcome, Error> {
+        let now = self.clock.now();
+        let upserts = self.normalize_all(upserts, "upserts", now, run_missed)?;
+        for (i, c) in cancels.iter().enumerate() {
+            let empty = match c {
+                BulkSelector::Bare(s) | BulkSelector::CustomKey(s) | BulkSelector::Tag(s) => {
+                    s.trim().is_empty()
+                }
+                BulkSelector::Id(id) => id.as_str().trim().is_empty(),
+            };
+            if empty {
+                return Err(Error::BadRequest(format!("cancels[{i}]: empty selector")));
+            }
+        }
+        let wake = Self::fire_times(&upserts);
+        let sync = BulkSync {
+            project_id: project_id.clone(),
+            cancels,
+            upserts,
+            now,
+        };
+        let done = self
+            .store
+            .bulk(sync)
+            .await?
+            .map_err(|r| Error::from_refusal(r, "bulk item"))?;
+        self.wake_for(wake);
+        self.signal.generators_changed();
+        Ok(done)
+    }
+
+    fn normalize_all(
+        &self,
+        declarations: Vec<JobDeclaration>,
+        field: &str,
+        now: Timestamp,
+        run_missed: Option<bool>,
+    ) -> Result<Vec<DeclareItem>, Error> {
+        let items = declarations
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| {
+                d.normalize(
+                    &format!("{field}[{i}]"),
+                    now,
+                    run_missed,
+                    self.config.allow_private_targets,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        check_unique_keys(&items, field)?;
+        Ok(items)
+    }
+
+    fn fire_times(items: &[DeclareItem]) -> Option<Timestamp> {
+        items
+            .iter()
+            .filter(|i| !i.is_skip())
+            .map(|i| i.definition.schedule.fire_at())
+            .min()
+    }
+
+    fn wake_for(&self, earliest: Option<Timestamp>) {
+        if let Some(t) = earliest {
+            self.signal.due_at(t);
+        }
     }
 
     /// Cancels a `registered` job or an active generator.

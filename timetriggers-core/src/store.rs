@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::declare::{BulkSync, DeclareSync, SyncOutcome};
 use crate::dispatch::DispatchOutcome;
 use crate::ids::{ApiKeyId, ExecutionId, JobId, ProjectId, UserId};
 use crate::lifecycle::Refusal;
@@ -403,6 +404,19 @@ pub trait Store: Send + Sync + fmt::Debug {
         target: &TriggerRef,
         now: Timestamp,
     ) -> StoreResult<Result<JobId, Refusal>>;
+
+    /// `/declare` in one transaction: reads the project's items that the sync concerns (see
+    /// [`crate::declare::plan_declare`]), applies the plan, charges one unit per item added
+    /// or updated — all or nothing: [`Refusal::QuotaExceeded`] if the quota cannot cover them.
+    /// Items it creates are marked as created by `/declare`, with their declared `scheduledAt`
+    /// kept for later comparisons.
+    async fn declare(&self, sync: DeclareSync) -> StoreResult<Result<SyncOutcome, Refusal>>;
+
+    /// `/bulk` in one transaction: cancels first (a bare string is a live custom key if one
+    /// matches, else an id; a tag selects every registered job and active generator carrying
+    /// it; selectors that match nothing or only finished items are ignored), then upserts by
+    /// key ([`crate::declare::plan_bulk_upserts`]), charging one unit per item added or updated.
+    async fn bulk(&self, sync: BulkSync) -> StoreResult<Result<SyncOutcome, Refusal>>;
 
     /// A job of the project.
     async fn get_job(&self, project_id: &ProjectId, id: &JobId) -> StoreResult<Option<Job>>;

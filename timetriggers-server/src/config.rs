@@ -33,6 +33,10 @@ pub struct Cli {
     /// Whether `POST /auth/signup` is open [default: true].
     #[arg(long, env = "TIMETRIGGERS_ALLOW_SIGNUP")]
     pub allow_signup: Option<bool>,
+    /// Mark the session cookie `Secure` (https only); set it when clients reach the server over
+    /// https [default: false].
+    #[arg(long, env = "TIMETRIGGERS_SECURE_COOKIES")]
+    pub secure_cookies: Option<bool>,
     /// Largest accepted request body in bytes (413 above) [default: 1048576].
     #[arg(long, env = "TIMETRIGGERS_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
@@ -42,6 +46,14 @@ pub struct Cli {
     /// Seconds shutdown waits for in-flight deliveries [default: 30].
     #[arg(long, env = "TIMETRIGGERS_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,
+    /// Seconds beyond a delivery's timeout before another instance treats it as interrupted
+    /// [default: 30].
+    #[arg(long, env = "TIMETRIGGERS_LEASE_MARGIN_SECS")]
+    pub lease_margin_secs: Option<u64>,
+    /// Milliseconds a generator occurrence may be late before it counts as missed
+    /// [default: 60000, as API.md §5 specifies; lower it only for tests].
+    #[arg(long, env = "TIMETRIGGERS_MISSED_AFTER_MS")]
+    pub missed_after_ms: Option<u64>,
 }
 
 /// The same settings, as read from the TOML file.
@@ -54,9 +66,12 @@ struct FileConfig {
     allow_private_targets: Option<bool>,
     default_month_quota: Option<u64>,
     allow_signup: Option<bool>,
+    secure_cookies: Option<bool>,
     max_body_bytes: Option<usize>,
     max_in_flight: Option<usize>,
     shutdown_grace_secs: Option<u64>,
+    lease_margin_secs: Option<u64>,
+    missed_after_ms: Option<u64>,
 }
 
 /// The resolved settings.
@@ -68,9 +83,12 @@ pub struct Settings {
     pub allow_private_targets: bool,
     pub default_month_quota: Option<u64>,
     pub allow_signup: bool,
+    pub secure_cookies: bool,
     pub max_body_bytes: usize,
     pub max_in_flight: usize,
     pub shutdown_grace_secs: u64,
+    pub lease_margin_secs: u64,
+    pub missed_after_ms: u64,
 }
 
 impl Settings {
@@ -104,6 +122,10 @@ impl Settings {
                 .unwrap_or(false),
             default_month_quota: cli.default_month_quota.or(file.default_month_quota),
             allow_signup: cli.allow_signup.or(file.allow_signup).unwrap_or(true),
+            secure_cookies: cli
+                .secure_cookies
+                .or(file.secure_cookies)
+                .unwrap_or(false),
             max_body_bytes: cli
                 .max_body_bytes
                 .or(file.max_body_bytes)
@@ -117,6 +139,14 @@ impl Settings {
                 .shutdown_grace_secs
                 .or(file.shutdown_grace_secs)
                 .unwrap_or(30),
+            lease_margin_secs: cli
+                .lease_margin_secs
+                .or(file.lease_margin_secs)
+                .unwrap_or(30),
+            missed_after_ms: cli
+                .missed_after_ms
+                .or(file.missed_after_ms)
+                .unwrap_or(60_000),
         })
     }
 }
@@ -134,6 +164,7 @@ mod tests {
         assert!(!s.allow_private_targets);
         assert_eq!(s.default_month_quota, None);
         assert!(s.allow_signup);
+        assert!(!s.secure_cookies);
         assert_eq!(s.max_body_bytes, 1_048_576);
     }
 

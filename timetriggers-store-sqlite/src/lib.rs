@@ -59,6 +59,7 @@ mod options;
 mod projects;
 mod rows;
 mod store;
+mod sync;
 mod triggers;
 mod writer;
 

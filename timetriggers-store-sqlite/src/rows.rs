@@ -200,7 +200,7 @@ pub(crate) fn api_key(row: &SqliteRow) -> StoreResult<ApiKey> {
     })
 }
 
-fn request(row: &SqliteRow) -> StoreResult<HttpRequest> {
+pub(crate) fn request(row: &SqliteRow) -> StoreResult<HttpRequest> {
     let body: Vec<u8> = get(row, "body")?;
     Ok(HttpRequest {
         method: text(row, "method")?,
@@ -210,7 +210,7 @@ fn request(row: &SqliteRow) -> StoreResult<HttpRequest> {
     })
 }
 
-fn options(row: &SqliteRow) -> StoreResult<DeliveryOptions> {
+pub(crate) fn options(row: &SqliteRow) -> StoreResult<DeliveryOptions> {
     Ok(DeliveryOptions {
         max_attempts: int(row, "max_attempts")?,
         timeout: Duration::from_millis(int(row, "timeout_ms")?),

@@ -9,9 +9,10 @@ use futures::FutureExt;
 use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 use sqlx::ConnectOptions;
 use timetriggers_core::{
-    ApiKey, ApiKeyId, AuthenticatedKey, Claim, ClaimedExecution, CompletedExecution, Execution,
-    GeneratorDue, Job, JobId, MaterializeGenerator, NewApiKey, NewProject, Project, ProjectId,
-    Refusal, StaleScope, Store, StoreResult, Timestamp, TriggerRef, UpsertTrigger, Upserted,
+    ApiKey, ApiKeyId, AuthenticatedKey, BulkSync, Claim, ClaimedExecution, CompletedExecution,
+    DeclareSync, Execution, GeneratorDue, Job, JobId, MaterializeGenerator, NewApiKey, NewProject,
+    Project, ProjectId, Refusal, StaleScope, Store, StoreResult, SyncOutcome, Timestamp,
+    TriggerRef, UpsertTrigger, Upserted,
 };
 
 use timetriggers_core::{
@@ -22,7 +23,7 @@ use timetriggers_core::{
 use crate::error::{closed, from_migrate, from_sqlx};
 use crate::writer::Writer;
 use crate::{accounts, dashboard};
-use crate::{engine, generators, lock, options, projects, triggers};
+use crate::{engine, generators, lock, options, projects, sync, triggers};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -226,6 +227,20 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> StoreResult<Vec<ClaimedExecution>> {
         engine::list_stale(&self.inner.readers, now, scope, limit).await
+    }
+
+    async fn declare(&self, sync: DeclareSync) -> StoreResult<Result<SyncOutcome, Refusal>> {
+        self.inner
+            .writer
+            .write(move |conn| async move { sync::declare(conn, &sync).await }.boxed())
+            .await
+    }
+
+    async fn bulk(&self, sync: BulkSync) -> StoreResult<Result<SyncOutcome, Refusal>> {
+        self.inner
+            .writer
+            .write(move |conn| async move { sync::bulk(conn, &sync).await }.boxed())
+            .await
     }
 
     async fn list_generators_due(

@@ -24,7 +24,7 @@ const LIVE: &str = "('registered', 'queued', 'running')";
 // ---- lookups inside a write -------------------------------------------------------------------
 
 /// The item with this id in the project, in any state.
-async fn find_by_id(
+pub(crate) async fn find_by_id(
     conn: &mut SqliteConnection,
     project_id: &ProjectId,
     id: &JobId,
@@ -48,7 +48,7 @@ async fn find_by_id(
 }
 
 /// The live item holding `key` in the project.
-async fn find_live_key_holder(
+pub(crate) async fn find_live_key_holder(
     conn: &mut SqliteConnection,
     project_id: &ProjectId,
     key: &str,
@@ -179,6 +179,25 @@ async fn snapshot(
 }
 
 /// Charges one unit for `month`; returns the units used after the charge.
+pub(crate) async fn charge_units(
+    conn: &mut SqliteConnection,
+    project_id: &ProjectId,
+    month: &str,
+    units: u64,
+) -> StoreResult<u64> {
+    let used: i64 = sqlx::query_scalar(
+        "INSERT INTO quota_usage (project_id, month, used) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (project_id, month) DO UPDATE SET used = used + ?3 RETURNING used",
+    )
+    .bind(project_id.as_str())
+    .bind(month)
+    .bind(rows::count(units))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(from_sqlx)?;
+    Ok(u64::try_from(used).unwrap_or(0))
+}
+
 async fn charge(
     conn: &mut SqliteConnection,
     project_id: &ProjectId,
@@ -227,41 +246,12 @@ pub(crate) async fn upsert(
         Err(refusal) => return Ok(Err(refusal)),
     };
 
-    let schedule = req.definition.schedule.clone();
-    let (id, operation, scheduled_at) = match (plan, &schedule) {
-        (UpsertPlan::Create, TriggerSchedule::Once { at, skip }) => {
-            let id = req.new_job_id.clone();
-            insert_job(conn, &req, &id, req.custom_key.as_deref(), *at, *skip).await?;
-            (id, UpsertOperation::Schedule, *at)
-        }
-        (UpsertPlan::Create, TriggerSchedule::Cron { .. }) => {
-            let id = req.new_job_id.clone();
-            let first = generators::create(conn, &req, &id, req.custom_key.as_deref()).await?;
-            (id, UpsertOperation::Schedule, first)
-        }
-        (UpsertPlan::Update(id), TriggerSchedule::Once { at, skip }) => {
-            if existing_kind(&id) == Some(JobKind::Generator) {
-                // A generator becomes a one-off job under the same id.
-                let old_key = generators::remove(conn, &id).await?;
-                let key = req.custom_key.clone().or(old_key);
-                insert_job(conn, &req, &id, key.as_deref(), *at, *skip).await?;
-            } else {
-                update_job(conn, &req, &id, *at, *skip).await?;
-            }
-            (id, UpsertOperation::Reschedule, *at)
-        }
-        (UpsertPlan::Update(id), TriggerSchedule::Cron { .. }) => {
-            let first = if existing_kind(&id) == Some(JobKind::Generator) {
-                generators::redefine(conn, &req, &id).await?
-            } else {
-                // A registered job becomes a generator under the same id.
-                let old_key = remove_job(conn, &id).await?;
-                let key = req.custom_key.clone().or(old_key);
-                generators::create(conn, &req, &id, key.as_deref()).await?
-            };
-            (id, UpsertOperation::Reschedule, first)
-        }
-    };
+    let kind = existing_kind(match &plan {
+        UpsertPlan::Update(id) => id,
+        UpsertPlan::Create => &req.new_job_id,
+    });
+    let (id, operation, scheduled_at) = apply(conn, &req, plan, kind).await?;
+    let schedule = &req.definition.schedule;
 
     let used = charge(conn, &req.project_id, &month).await?;
     Ok(Ok(Upserted {
@@ -271,6 +261,50 @@ pub(crate) async fn upsert(
         scheduled_at,
         month_quota_remaining: quota.remaining(used),
     }))
+}
+
+/// Applies a create-or-reschedule decision: `existing` is the kind of the item being updated.
+/// Returns the id, the operation and the fire time.
+pub(crate) async fn apply(
+    conn: &mut SqliteConnection,
+    req: &UpsertTrigger,
+    plan: UpsertPlan,
+    existing: Option<JobKind>,
+) -> StoreResult<(JobId, UpsertOperation, Timestamp)> {
+    Ok(match (plan, &req.definition.schedule) {
+        (UpsertPlan::Create, TriggerSchedule::Once { at, skip }) => {
+            let id = req.new_job_id.clone();
+            insert_job(conn, req, &id, req.custom_key.as_deref(), *at, *skip).await?;
+            (id, UpsertOperation::Schedule, *at)
+        }
+        (UpsertPlan::Create, TriggerSchedule::Cron { .. }) => {
+            let id = req.new_job_id.clone();
+            let first = generators::create(conn, req, &id, req.custom_key.as_deref()).await?;
+            (id, UpsertOperation::Schedule, first)
+        }
+        (UpsertPlan::Update(id), TriggerSchedule::Once { at, skip }) => {
+            if existing == Some(JobKind::Generator) {
+                // A generator becomes a one-off job under the same id.
+                let old_key = generators::remove(conn, &id).await?;
+                let key = req.custom_key.clone().or(old_key);
+                insert_job(conn, req, &id, key.as_deref(), *at, *skip).await?;
+            } else {
+                update_job(conn, req, &id, *at, *skip).await?;
+            }
+            (id, UpsertOperation::Reschedule, *at)
+        }
+        (UpsertPlan::Update(id), TriggerSchedule::Cron { .. }) => {
+            let first = if existing == Some(JobKind::Generator) {
+                generators::redefine(conn, req, &id).await?
+            } else {
+                // A registered job becomes a generator under the same id.
+                let old_key = remove_job(conn, &id).await?;
+                let key = req.custom_key.clone().or(old_key);
+                generators::create(conn, req, &id, key.as_deref()).await?
+            };
+            (id, UpsertOperation::Reschedule, first)
+        }
+    })
 }
 
 /// Deletes a registered job (and its planned execution) so that its id can become a
@@ -462,9 +496,19 @@ pub(crate) async fn cancel(
         Ok(item) => item,
         Err(refusal) => return Ok(Err(refusal)),
     };
+    cancel_item(conn, &item, now).await?;
+    Ok(Ok(item.id))
+}
+
+/// Cancels a pending item: a generator (its series), or a job (and, for an occurrence, lets
+/// its generator plan the next one).
+pub(crate) async fn cancel_item(
+    conn: &mut SqliteConnection,
+    item: &FoundItem,
+    now: Timestamp,
+) -> StoreResult<()> {
     if item.state.kind() == JobKind::Generator {
-        generators::cancel(conn, &item.id, now).await?;
-        return Ok(Ok(item.id));
+        return generators::cancel(conn, &item.id, now).await;
     }
     sqlx::query("UPDATE jobs SET status = 'cancelled', cancelled_at = ?2 WHERE id = ?1")
         .bind(item.id.as_str())
@@ -475,7 +519,7 @@ pub(crate) async fn cancel(
     cancel_planned(conn, &item.id).await?;
     // Cancelling one occurrence skips only it: its generator plans the next one.
     generators::release_pending(conn, &rows::id_list([item.id.as_str()])?).await?;
-    Ok(Ok(item.id))
+    Ok(())
 }
 
 // ---- reads ------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ mod engine;
 mod fixtures;
 mod generators;
 mod projects;
+mod sync;
 mod triggers;
 
 use std::any::Any;
@@ -32,6 +33,7 @@ pub use engine::*;
 pub use fixtures::*;
 pub use generators::*;
 pub use projects::*;
+pub use sync::*;
 pub use triggers::*;
 
 /// A store under test plus whatever keeps it alive (a temp dir, a throwaway database).
@@ -95,6 +97,13 @@ macro_rules! store_conformance_tests {
             catch_up_keeps_the_pending_occurrence,
             reschedule_converts_job_and_generator_keeping_the_id,
             generator_occurrences_are_charged,
+            declare_adds_then_leaves_unchanged,
+            declare_updates_in_place_with_changed_fields,
+            declare_cancels_only_its_own_absent_items,
+            declare_skips_what_it_cannot_apply,
+            declare_leaves_finished_jobs_alone,
+            declare_is_all_or_nothing_on_quota,
+            bulk_cancels_then_upserts,
             user_create_and_find_by_email,
             sessions_expire_and_are_revocable,
             user_projects_membership,

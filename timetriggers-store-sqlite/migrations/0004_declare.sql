@@ -1,0 +1,6 @@
+-- Declarative sync: the `scheduledAt` an item was declared with, compared as written on the
+-- next `/declare` (so that relative times like `now | add 1h` do not update every sync).
+ALTER TABLE jobs ADD COLUMN spec TEXT NULL;
+ALTER TABLE generators ADD COLUMN spec TEXT NULL;
+-- `/declare` reads the items it manages; `/bulk` cancels by tag.
+CREATE INDEX jobs_origin ON jobs (project_id, origin) WHERE generator_id IS NULL;
