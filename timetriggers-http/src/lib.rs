@@ -19,7 +19,11 @@
 //!     Arc::new(EngineSignal::new()),
 //!     ServiceConfig::default(),
 //! );
-//! let state = AppState::new(service, HttpConfig { max_body_bytes: 256 * 1024 });
+//! let config = HttpConfig {
+//!     max_body_bytes: 256 * 1024,
+//!     ..HttpConfig::default()
+//! };
+//! let state = AppState::new(service, config);
 //! let app = axum::Router::new()
 //!     .nest("/triggers", timetriggers_http::router(state))
 //!     .route("/", axum::routing::get(|| async { "my app" }));
@@ -39,6 +43,12 @@
 //! | `GET, POST, PUT, PATCH, DELETE, HEAD /schedule` | 200 `ScheduleResult` and `ttr-trigger-id`, `ttr-scheduled-at`, `ttr-month-quota-remaining` headers |
 //! | `DELETE, GET, POST /cancel` (and `HEAD`, which axum serves as `GET`) | 204 |
 //! | `GET /health` | 200 `{"ok":true}`, or 503 when the store is unreachable |
+//! | `POST /auth/signup`, `/auth/login`, `/auth/logout`; `GET /auth/me` | accounts and the `ttr_session` cookie |
+//! | `GET, POST /projects`; `GET, POST /keys`; `DELETE /keys/{id}` | the caller's projects and API keys |
+//! | `GET /jobs`, `GET /jobs/{id}`, `GET, POST /jobs/{id}/executions`, `GET /executions` | jobs, executions, replay |
+//!
+//! Dashboard routes take the session cookie or a `ttr-api-key` header (scoped to the key's
+//! project); see `docs/dashboard-api.md`.
 //! | `GET /cron/next?expression&timezone&from&count` | 200 `{"times": [...]}`: the next fire times, as a generator fires them |
 //!
 //! Unknown routes answer a JSON 404, a known route called with another method a JSON 405, and
@@ -51,6 +61,7 @@
 #![warn(missing_docs)]
 
 mod cron;
+mod dashboard;
 mod error;
 mod extract;
 mod router;

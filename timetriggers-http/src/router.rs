@@ -38,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .route("/cancel", on(cancel_methods, cancel))
         .route("/health", get(health))
         .route("/cron/next", get(cron_next))
+        .merge(crate::dashboard::routes())
         .with_state(Arc::new(state));
     with_contract_layers(routes, limit)
 }

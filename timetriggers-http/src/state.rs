@@ -2,11 +2,17 @@
 
 use timetriggers_core::TimeTriggers;
 
-/// HTTP-level settings.
+/// HTTP-level settings. Build it from [`HttpConfig::default`] and set what differs
+/// (`HttpConfig { max_body_bytes: 16 * 1024, ..HttpConfig::default() }`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpConfig {
     /// Largest accepted request body, in bytes (413 above). Default 1 MiB.
     pub max_body_bytes: usize,
+    /// Whether `POST /auth/signup` is open (403 `Forbidden` when not). Default `true`.
+    pub allow_signup: bool,
+    /// Mark the session cookie `Secure` (send it over https only). Set it when the server is
+    /// reached over https. Default `false`.
+    pub secure_cookies: bool,
 }
 
 impl HttpConfig {
@@ -18,6 +24,8 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+            allow_signup: true,
+            secure_cookies: false,
         }
     }
 }

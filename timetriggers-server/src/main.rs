@@ -101,6 +101,8 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         service,
         config: HttpConfig {
             max_body_bytes: settings.max_body_bytes,
+            allow_signup: settings.allow_signup,
+            secure_cookies: settings.secure_cookies,
         },
     });
     let mut http_stop = stop_rx.clone();

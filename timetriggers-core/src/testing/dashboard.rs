@@ -270,7 +270,10 @@ pub async fn list_api_keys_is_scoped_and_newest_first(store: &dyn Store) {
         key.name = format!("key {i}");
         created.push(store.create_api_key(key).await.unwrap());
     }
-    let only_p1 = store.list_api_keys(&[p1.id.clone()]).await.unwrap();
+    let only_p1 = store
+        .list_api_keys(std::slice::from_ref(&p1.id))
+        .await
+        .unwrap();
     assert_eq!(only_p1, vec![created[2].clone(), created[0].clone()]);
     assert_eq!(only_p1[0].masked, "ttr_ab…");
     assert_eq!(only_p1[0].name, "key 2");
@@ -291,7 +294,10 @@ pub async fn list_api_keys_is_scoped_and_newest_first(store: &dyn Store) {
 
     store.delete_api_key(&p1.id, &created[0].id).await.unwrap();
     assert_eq!(
-        store.list_api_keys(&[p1.id.clone()]).await.unwrap(),
+        store
+            .list_api_keys(std::slice::from_ref(&p1.id))
+            .await
+            .unwrap(),
         vec![created[2].clone()]
     );
     let gone = store.delete_api_key(&p1.id, &ApiKeyId::generate()).await;
@@ -322,7 +328,7 @@ pub async fn list_jobs_filters_pages_and_counts(store: &dyn Store) {
     let j2 = job_at(store, &p.id, at(2_000)).await;
     let j3 = job_at(store, &p.id, at(3_000)).await;
     let j4 = job_at(store, &p.id, at(4_000)).await;
-    let mut tied = vec![
+    let mut tied = [
         job_at(store, &p.id, at(9_000)).await,
         job_at(store, &p.id, at(9_000)).await,
     ];

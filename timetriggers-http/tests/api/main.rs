@@ -5,6 +5,7 @@
 
 mod cancel;
 mod common;
+mod dashboard;
 mod generators;
 mod routes;
 mod schedule;

@@ -497,7 +497,14 @@ async fn rescheduling_a_cancelled_or_running_job_is_410() {
 
 #[tokio::test]
 async fn bodies_over_the_limit_are_413_and_at_the_limit_accepted() {
-    let h = Harness::with(MonthQuota::Unlimited, HttpConfig { max_body_bytes: 16 }).await;
+    let h = Harness::with(
+        MonthQuota::Unlimited,
+        HttpConfig {
+            max_body_bytes: 16,
+            ..HttpConfig::default()
+        },
+    )
+    .await;
     let t = h.tenant("acme").await;
 
     // Exactly at the limit, with and without content-length.
