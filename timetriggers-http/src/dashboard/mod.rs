@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use timetriggers_core::{ApiKeyId, ExecutionFilter, JobFilter, JobId, ProjectId, TriggeredBy};
 
-use self::auth::Authed;
+pub(crate) use self::auth::Authed;
 use self::dto::{
     ApiKeyDto, DashboardJob, ExecutionDto, ListExecutionsResponse, ListJobsResponse, OkResponse,
     ProjectDto, OK,
