@@ -122,10 +122,7 @@ impl Settings {
                 .unwrap_or(false),
             default_month_quota: cli.default_month_quota.or(file.default_month_quota),
             allow_signup: cli.allow_signup.or(file.allow_signup).unwrap_or(true),
-            secure_cookies: cli
-                .secure_cookies
-                .or(file.secure_cookies)
-                .unwrap_or(false),
+            secure_cookies: cli.secure_cookies.or(file.secure_cookies).unwrap_or(false),
             max_body_bytes: cli
                 .max_body_bytes
                 .or(file.max_body_bytes)
