@@ -32,7 +32,7 @@ async fn unknown_routes_are_json_404() {
         (Method::GET, "/"),
         (Method::GET, "/nope"),
         (Method::POST, "/schedule/extra"),
-        (Method::DELETE, "/jobs/123"),
+        (Method::DELETE, "/jobs/123/nope"),
         (Method::GET, "/health?verbose=1&x"),
     ] {
         let reply = h.send(empty(method.clone(), uri)).await;
