@@ -584,8 +584,8 @@ fn suffixed(base: &str) -> String {
 /// projects, and an item of another project is a 404.
 #[derive(Debug, Clone, Copy)]
 pub struct Dashboard<'a> {
-    service: &'a TimeTriggers,
-    caller: &'a Caller,
+    pub(crate) service: &'a TimeTriggers,
+    pub(crate) caller: &'a Caller,
 }
 
 impl Dashboard<'_> {

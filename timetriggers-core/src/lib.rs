@@ -44,11 +44,13 @@ mod error;
 mod ids;
 pub mod lifecycle;
 mod model;
+mod rate_limits;
 mod request;
 pub mod rules;
 mod service;
 mod store;
 mod store_dashboard;
+mod store_rate_limits;
 mod time;
 
 #[cfg(feature = "testing")]
@@ -73,9 +75,10 @@ pub use lifecycle::{FoundItem, ItemState, Refusal, UpsertPlan};
 pub use model::{
     ApiKey, AuthenticatedKey, DeliveryOptions, Execution, ExecutionJob, ExecutionListing,
     ExecutionPage, ExecutionStatus, GeneratorLink, GeneratorStatus, HttpRequest, Job, JobKind,
-    JobPage, JobStatus, LastAttempt, MonthQuota, Origin, Project, RateLimitState, SessionUser,
-    TriggeredBy, User, UserCredentials,
+    JobPage, JobStatus, LastAttempt, MonthQuota, Origin, Project, RateLimit, RateLimitState,
+    SessionUser, TriggeredBy, User, UserCredentials, WindowLimits,
 };
+pub use rate_limits::{RateLimitPatch, MAX_RATE_LIMIT};
 pub use request::{
     is_forwarded_header, normalize_tags, parse_flag, parse_tags, parse_when, ScheduleRequest, When,
 };
@@ -93,4 +96,5 @@ pub use store_dashboard::{
     plan_replay, ExecutionQuery, HttpStatusFilter, JobQuery, NewSession, NewUser, ReplayJob,
     ReplayRefusal, Replayed,
 };
+pub use store_rate_limits::{NewRateLimit, UpdateRateLimit};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};

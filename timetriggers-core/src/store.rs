@@ -11,15 +11,17 @@ use async_trait::async_trait;
 
 use crate::declare::{BulkSync, DeclareSync, SyncOutcome};
 use crate::dispatch::DispatchOutcome;
-use crate::ids::{ApiKeyId, ExecutionId, JobId, ProjectId, UserId};
+use crate::ids::{ApiKeyId, ExecutionId, JobId, ProjectId, RateLimitId, UserId};
 use crate::lifecycle::Refusal;
 use crate::model::{
     ApiKey, AuthenticatedKey, DeliveryOptions, Execution, ExecutionPage, HttpRequest, Job, JobKind,
-    JobPage, MonthQuota, Origin, Project, SessionUser, TriggeredBy, User, UserCredentials,
+    JobPage, MonthQuota, Origin, Project, RateLimit, SessionUser, TriggeredBy, User,
+    UserCredentials,
 };
 use crate::store_dashboard::{
     ExecutionQuery, JobQuery, NewSession, NewUser, ReplayJob, ReplayRefusal, Replayed,
 };
+use crate::store_rate_limits::{NewRateLimit, UpdateRateLimit};
 use crate::time::Timestamp;
 
 /// A storage failure. Business refusals (404/410/402 of the trigger API) are not errors: they
@@ -431,8 +433,17 @@ pub trait Store: Send + Sync + fmt::Debug {
     // ---- engine -----------------------------------------------------------------------------
 
     /// Atomically takes up to `limit` `planned` executions due at or before `now`, earliest
-    /// first: each becomes `started` under a lease (its timeout + margin), its job `running`.
-    /// Concurrent claimers never receive the same execution.
+    /// first (by due time, then planned time): each becomes `started` under a lease (its
+    /// timeout + margin), its job `running`. Concurrent claimers never receive the same
+    /// execution.
+    ///
+    /// Rate limits are enforced here, atomically with the claim: for an execution whose job
+    /// has tags with rules in its project, [`crate::rules::rate_limit::admit`] decides from
+    /// the executions started with those tags (this claim's earlier ones included). Allowed:
+    /// it is taken and its start recorded for each such tag. Held back: it stays `planned`,
+    /// its due time moves to the `until` of the decision, and the execution and its job get
+    /// `rate_limited_at` (if unset), `rate_limited_until` and `rate_limited_tags`, kept as
+    /// history once it starts. Concurrent claimers together never exceed a limit.
     async fn claim_due(&self, claim: Claim) -> StoreResult<Vec<ClaimedExecution>>;
 
     /// The earliest due time among `planned` executions, if any.
@@ -538,4 +549,37 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// completes); one quota unit is charged to the project for the month of `now`. A
     /// generator's series is not affected by replaying one of its occurrences.
     async fn replay_job(&self, replay: ReplayJob) -> StoreResult<Result<Replayed, ReplayRefusal>>;
+
+    // ---- rate limits ----
+
+    /// The rate-limit rules of these projects, oldest first (`created_at`, then id). Empty
+    /// `project_ids`: empty list.
+    async fn list_rate_limits(&self, project_ids: &[ProjectId]) -> StoreResult<Vec<RateLimit>>;
+
+    /// The rule with this id if it belongs to one of these projects.
+    async fn get_rate_limit(
+        &self,
+        project_ids: &[ProjectId],
+        id: &RateLimitId,
+    ) -> StoreResult<Option<RateLimit>>;
+
+    /// Stores a rule (`created_at` = `updated_at` = `rule.now`). [`StoreError::Conflict`] if
+    /// the project already has a rule for the tag.
+    async fn create_rate_limit(&self, rule: NewRateLimit) -> StoreResult<RateLimit>;
+
+    /// Replaces a rule's tag and limits (`updated_at` = `update.now`), and makes every
+    /// execution of the project that a rate limit holds back on the rule's old or new tag due
+    /// again at `update.now` (it is re-checked by the next claim). [`StoreError::NotFound`] if
+    /// the project has no such rule, [`StoreError::Conflict`] if another rule of the project
+    /// has the new tag.
+    async fn update_rate_limit(&self, update: UpdateRateLimit) -> StoreResult<RateLimit>;
+
+    /// Deletes a rule of the project and makes the executions held back on its tag due again
+    /// at `now`. [`StoreError::NotFound`] if there is none.
+    async fn delete_rate_limit(
+        &self,
+        project_id: &ProjectId,
+        id: &RateLimitId,
+        now: Timestamp,
+    ) -> StoreResult<()>;
 }

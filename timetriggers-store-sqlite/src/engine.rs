@@ -18,7 +18,16 @@ pub(crate) const CLAIM_EXECUTIONS: &str = "UPDATE executions AS e \
      FROM jobs AS j \
      WHERE j.id = e.job_id AND e.id IN ( \
          SELECT id FROM executions WHERE status = 'planned' AND due_at <= ?1 \
-         ORDER BY due_at LIMIT ?2) \
+         ORDER BY due_at, planned_at LIMIT ?2) \
+     RETURNING id, job_id, project_id, attempt_number, triggered_by, planned_at, due_at";
+
+/// [`CLAIM_EXECUTIONS`] for the executions the rate limits admitted: `?2` is a JSON array of
+/// their ids (see [`crate::rate_limits::admit`]).
+const CLAIM_ADMITTED: &str = "UPDATE executions AS e \
+     SET status = 'started', started_at = ?1, worker = ?3, lease_until = ?1 + j.timeout_ms + ?4 \
+     FROM jobs AS j \
+     WHERE j.id = e.job_id AND e.status = 'planned' \
+         AND e.id IN (SELECT value FROM json_each(?2)) \
      RETURNING id, job_id, project_id, attempt_number, triggered_by, planned_at, due_at";
 
 /// Marks the claimed executions' jobs `running` and returns what to deliver.
@@ -42,9 +51,15 @@ pub(crate) async fn claim_due(
         return Ok(Vec::new());
     }
     let limit = i64::try_from(claim.limit).unwrap_or(i64::MAX);
-    let started = sqlx::query(CLAIM_EXECUTIONS)
-        .bind(ms(claim.now))
-        .bind(limit)
+    let query = match crate::rate_limits::admit(conn, claim).await? {
+        None => sqlx::query(CLAIM_EXECUTIONS)
+            .bind(ms(claim.now))
+            .bind(limit),
+        Some(admitted) => sqlx::query(CLAIM_ADMITTED)
+            .bind(ms(claim.now))
+            .bind(admitted),
+    };
+    let started = query
         .bind(&claim.worker)
         .bind(duration_ms(claim.lease_margin))
         .fetch_all(&mut *conn)
@@ -58,7 +73,7 @@ pub(crate) async fn claim_due(
         .map(rows::started)
         .collect::<StoreResult<Vec<_>>>()?;
     // RETURNING comes in no particular order; the engine gets the earliest first.
-    started.sort_by_key(|s| s.due_at);
+    started.sort_by_key(|s| (s.due_at, s.planned_at));
 
     let job_ids = id_list(started.iter().map(|s| s.job_id.as_str()))?;
     let jobs = sqlx::query(CLAIM_JOBS)

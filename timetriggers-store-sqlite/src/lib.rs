@@ -57,6 +57,7 @@ mod generators;
 mod lock;
 mod options;
 mod projects;
+mod rate_limits;
 mod rows;
 mod store;
 mod sync;

@@ -22,8 +22,9 @@ use timetriggers_core::{
 
 use crate::error::{closed, from_migrate, from_sqlx};
 use crate::writer::Writer;
-use crate::{accounts, dashboard};
+use crate::{accounts, dashboard, rate_limits};
 use crate::{engine, generators, lock, options, projects, sync, triggers};
+use timetriggers_core::{NewRateLimit, RateLimit, RateLimitId, UpdateRateLimit};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -330,6 +331,49 @@ impl Store for SqliteStore {
         self.inner
             .writer
             .write(move |conn| async move { dashboard::replay_job(conn, &replay).await }.boxed())
+            .await
+    }
+
+    // ---- rate limits ----
+
+    async fn list_rate_limits(&self, project_ids: &[ProjectId]) -> StoreResult<Vec<RateLimit>> {
+        rate_limits::list(&self.inner.readers, project_ids).await
+    }
+
+    async fn get_rate_limit(
+        &self,
+        project_ids: &[ProjectId],
+        id: &RateLimitId,
+    ) -> StoreResult<Option<RateLimit>> {
+        rate_limits::get_rule(&self.inner.readers, project_ids, id).await
+    }
+
+    async fn create_rate_limit(&self, rule: NewRateLimit) -> StoreResult<RateLimit> {
+        self.inner
+            .writer
+            .write(move |conn| rate_limits::create(conn, rule).boxed())
+            .await
+    }
+
+    async fn update_rate_limit(&self, update: UpdateRateLimit) -> StoreResult<RateLimit> {
+        self.inner
+            .writer
+            .write(move |conn| rate_limits::update(conn, update).boxed())
+            .await
+    }
+
+    async fn delete_rate_limit(
+        &self,
+        project_id: &ProjectId,
+        id: &RateLimitId,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let (project_id, id) = (project_id.clone(), id.clone());
+        self.inner
+            .writer
+            .write(move |conn| {
+                async move { rate_limits::delete(conn, &project_id, &id, now).await }.boxed()
+            })
             .await
     }
 }

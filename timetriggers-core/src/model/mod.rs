@@ -5,6 +5,7 @@ mod execution;
 mod job;
 mod listing;
 mod project;
+mod rate_limit;
 
 pub use account::{SessionUser, User, UserCredentials};
 pub use execution::{Execution, ExecutionStatus, TriggeredBy};
@@ -14,3 +15,4 @@ pub use job::{
 };
 pub use listing::{ExecutionJob, ExecutionListing, ExecutionPage, JobPage};
 pub use project::{ApiKey, AuthenticatedKey, MonthQuota, Project};
+pub use rate_limit::{RateLimit, WindowLimits};

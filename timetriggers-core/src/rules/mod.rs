@@ -3,5 +3,6 @@
 
 pub mod cron;
 pub mod generator;
+pub mod rate_limit;
 pub mod schedule_at;
 pub mod target;

@@ -19,6 +19,7 @@ mod engine;
 mod fixtures;
 mod generators;
 mod projects;
+mod rate_limits;
 mod sync;
 mod triggers;
 
@@ -33,6 +34,7 @@ pub use engine::*;
 pub use fixtures::*;
 pub use generators::*;
 pub use projects::*;
+pub use rate_limits::*;
 pub use sync::*;
 pub use triggers::*;
 
@@ -112,6 +114,10 @@ macro_rules! store_conformance_tests {
             list_executions_filters_pages_and_counts,
             replay_follows_the_state_rules,
             replay_quota_and_custom_key,
+            rate_limit_rules_crud_and_scoping,
+            rate_limit_holds_back_and_releases_in_order,
+            rate_limit_windows_combine_and_rule_changes_release,
+            rate_limit_reservations_are_atomic_under_concurrent_claimers,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

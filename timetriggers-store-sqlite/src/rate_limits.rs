@@ -1,0 +1,513 @@
+//! Rate-limit rules and their enforcement inside the claim.
+//!
+//! [`admit`] runs in the claim's transaction (the single writer, so no other claim interleaves)
+//! before the executions are marked `started`: it walks the due executions in claim order and,
+//! for those whose job has tags with rules, reads the `L`-th most recent start of each ruled
+//! tag and window from `rate_usage` (one seek of `rate_usage_tag_time`, bounded by the window
+//! and by `L`), lets [`timetriggers_core::rules::rate_limit::admit`] decide, records the start
+//! of an admitted one at once (so the next candidate of the same batch sees it), and moves a
+//! held-back one to its release time. When no project has a rule the claim pays one `EXISTS`.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
+use sqlx::Row;
+use timetriggers_core::rules::rate_limit::{self, Admission, Window, WindowUsage};
+use timetriggers_core::{
+    Claim, NewRateLimit, ProjectId, RateLimit, RateLimitId, StoreError, StoreResult, Timestamp,
+    UpdateRateLimit, WindowLimits,
+};
+
+use crate::error::from_sqlx;
+use crate::rows::{id_list, ms, tags_json};
+
+/// At most this many held-back executions per claim, so one claim stays a short transaction
+/// when a large backlog waits on a tag; the rest are looked at by the next claim (they are
+/// still due, so the engine claims again at once).
+const MAX_HELD_PER_CLAIM: usize = 1_000;
+
+const RULE_COLUMNS: &str = "id, project_id, tag, per_second, per_minute, per_hour, per_day, \
+     per_week, per_month, created_at, updated_at";
+
+fn get<'r, T>(row: &'r SqliteRow, col: &str) -> StoreResult<T>
+where
+    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    row.try_get(col).map_err(from_sqlx)
+}
+
+fn limit_col(row: &SqliteRow, col: &str) -> StoreResult<Option<u64>> {
+    match get::<Option<i64>>(row, col)? {
+        None => Ok(None),
+        Some(v) => u64::try_from(v)
+            .map(Some)
+            .map_err(|_| StoreError::corrupt(format!("column {col}: {v} is out of range"))),
+    }
+}
+
+fn limits(row: &SqliteRow) -> StoreResult<WindowLimits> {
+    Ok(WindowLimits {
+        per_second: limit_col(row, "per_second")?,
+        per_minute: limit_col(row, "per_minute")?,
+        per_hour: limit_col(row, "per_hour")?,
+        per_day: limit_col(row, "per_day")?,
+        per_week: limit_col(row, "per_week")?,
+        per_month: limit_col(row, "per_month")?,
+    })
+}
+
+fn rule(row: &SqliteRow) -> StoreResult<RateLimit> {
+    Ok(RateLimit {
+        id: RateLimitId::new(get::<String>(row, "id")?),
+        project_id: ProjectId::new(get::<String>(row, "project_id")?),
+        tag: get(row, "tag")?,
+        limits: limits(row)?,
+        created_at: Timestamp::from_millis(get(row, "created_at")?),
+        updated_at: Timestamp::from_millis(get(row, "updated_at")?),
+    })
+}
+
+fn bind_limit(v: Option<u64>) -> Option<i64> {
+    v.map(|n| i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+// ---- rules ------------------------------------------------------------------------------------
+
+/// [`timetriggers_core::Store::list_rate_limits`].
+pub(crate) async fn list(
+    pool: &SqlitePool,
+    project_ids: &[ProjectId],
+) -> StoreResult<Vec<RateLimit>> {
+    if project_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {RULE_COLUMNS} FROM rate_limits \
+         WHERE project_id IN (SELECT value FROM json_each(?1)) ORDER BY created_at, id"
+    );
+    sqlx::query(&sql)
+        .bind(id_list(project_ids.iter().map(ProjectId::as_str))?)
+        .fetch_all(pool)
+        .await
+        .map_err(from_sqlx)?
+        .iter()
+        .map(rule)
+        .collect()
+}
+
+/// [`timetriggers_core::Store::get_rate_limit`].
+pub(crate) async fn get_rule(
+    pool: &SqlitePool,
+    project_ids: &[ProjectId],
+    id: &RateLimitId,
+) -> StoreResult<Option<RateLimit>> {
+    if project_ids.is_empty() {
+        return Ok(None);
+    }
+    let sql = format!(
+        "SELECT {RULE_COLUMNS} FROM rate_limits \
+         WHERE id = ?1 AND project_id IN (SELECT value FROM json_each(?2))"
+    );
+    sqlx::query(&sql)
+        .bind(id.as_str())
+        .bind(id_list(project_ids.iter().map(ProjectId::as_str))?)
+        .fetch_optional(pool)
+        .await
+        .map_err(from_sqlx)?
+        .as_ref()
+        .map(rule)
+        .transpose()
+}
+
+/// [`timetriggers_core::Store::create_rate_limit`] in the writer's transaction.
+pub(crate) async fn create(
+    conn: &mut SqliteConnection,
+    new: NewRateLimit,
+) -> StoreResult<RateLimit> {
+    let l = new.limits;
+    sqlx::query(
+        "INSERT INTO rate_limits (id, project_id, tag, per_second, per_minute, per_hour, \
+         per_day, per_week, per_month, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+    )
+    .bind(new.id.as_str())
+    .bind(new.project_id.as_str())
+    .bind(&new.tag)
+    .bind(bind_limit(l.per_second))
+    .bind(bind_limit(l.per_minute))
+    .bind(bind_limit(l.per_hour))
+    .bind(bind_limit(l.per_day))
+    .bind(bind_limit(l.per_week))
+    .bind(bind_limit(l.per_month))
+    .bind(ms(new.now))
+    .execute(&mut *conn)
+    .await
+    .map_err(from_sqlx)?;
+    Ok(RateLimit {
+        id: new.id,
+        project_id: new.project_id,
+        tag: new.tag,
+        limits: new.limits,
+        created_at: new.now,
+        updated_at: new.now,
+    })
+}
+
+/// [`timetriggers_core::Store::update_rate_limit`] in the writer's transaction.
+pub(crate) async fn update(
+    conn: &mut SqliteConnection,
+    u: UpdateRateLimit,
+) -> StoreResult<RateLimit> {
+    let old_tag: Option<String> =
+        sqlx::query_scalar("SELECT tag FROM rate_limits WHERE id = ?1 AND project_id = ?2")
+            .bind(u.id.as_str())
+            .bind(u.project_id.as_str())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(from_sqlx)?;
+    let Some(old_tag) = old_tag else {
+        return Err(StoreError::NotFound);
+    };
+    let l = u.limits;
+    let sql = format!(
+        "UPDATE rate_limits SET tag = ?3, per_second = ?4, per_minute = ?5, per_hour = ?6, \
+         per_day = ?7, per_week = ?8, per_month = ?9, updated_at = ?10 \
+         WHERE id = ?1 AND project_id = ?2 RETURNING {RULE_COLUMNS}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(u.id.as_str())
+        .bind(u.project_id.as_str())
+        .bind(&u.tag)
+        .bind(bind_limit(l.per_second))
+        .bind(bind_limit(l.per_minute))
+        .bind(bind_limit(l.per_hour))
+        .bind(bind_limit(l.per_day))
+        .bind(bind_limit(l.per_week))
+        .bind(bind_limit(l.per_month))
+        .bind(ms(u.now))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(from_sqlx)?;
+    release_held(conn, &u.project_id, &old_tag, u.now).await?;
+    if u.tag != old_tag {
+        release_held(conn, &u.project_id, &u.tag, u.now).await?;
+    }
+    rule(&row)
+}
+
+/// [`timetriggers_core::Store::delete_rate_limit`] in the writer's transaction. The tag's
+/// usage rows go too (nothing reads them without a rule).
+pub(crate) async fn delete(
+    conn: &mut SqliteConnection,
+    project_id: &ProjectId,
+    id: &RateLimitId,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let tag: Option<String> = sqlx::query_scalar(
+        "DELETE FROM rate_limits WHERE id = ?1 AND project_id = ?2 RETURNING tag",
+    )
+    .bind(id.as_str())
+    .bind(project_id.as_str())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(from_sqlx)?;
+    let Some(tag) = tag else {
+        return Err(StoreError::NotFound);
+    };
+    sqlx::query("DELETE FROM rate_usage WHERE project_id = ?1 AND tag = ?2")
+        .bind(project_id.as_str())
+        .bind(&tag)
+        .execute(&mut *conn)
+        .await
+        .map_err(from_sqlx)?;
+    release_held(conn, project_id, &tag, now).await
+}
+
+/// Makes the project's executions held back on `tag` due at `now` (a changed rule may let them
+/// go). Only executions still waiting for their release (`due_at = rate_limited_until`) move.
+async fn release_held(
+    conn: &mut SqliteConnection,
+    project_id: &ProjectId,
+    tag: &str,
+    now: Timestamp,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE executions SET due_at = ?3 \
+         WHERE status = 'planned' AND rate_limited_until IS NOT NULL AND project_id = ?1 \
+           AND due_at = rate_limited_until AND due_at > ?3 \
+           AND EXISTS (SELECT 1 FROM json_each(rate_limited_tags) WHERE value = ?2)",
+    )
+    .bind(project_id.as_str())
+    .bind(tag)
+    .bind(ms(now))
+    .execute(&mut *conn)
+    .await
+    .map_err(from_sqlx)?;
+    Ok(())
+}
+
+// ---- enforcement --------------------------------------------------------------------------------
+
+/// Due executions in claim order, after the `OFFSET` already admitted ones.
+const CANDIDATES: &str = "SELECT e.id, e.job_id, e.project_id, j.tags \
+     FROM executions e JOIN jobs j ON j.id = e.job_id \
+     WHERE e.status = 'planned' AND e.due_at <= ?1 \
+     ORDER BY e.due_at, e.planned_at, e.id LIMIT ?2 OFFSET ?3";
+
+/// The `L`-th most recent start of a tag inside a window.
+const NTH_LATEST_START: &str = "SELECT started_at FROM rate_usage \
+     WHERE project_id = ?1 AND tag = ?2 AND started_at > ?3 \
+     ORDER BY started_at DESC LIMIT 1 OFFSET ?4";
+
+/// Decides which due executions the claim may start, in claim order (at most `claim.limit`):
+/// `None` when no project has a rule (the claim then takes the earliest due ones as usual),
+/// else the ids to take as a JSON array. Held-back executions are moved to their release time;
+/// admitted ones have their starts recorded.
+pub(crate) async fn admit(
+    conn: &mut SqliteConnection,
+    claim: &Claim,
+) -> StoreResult<Option<String>> {
+    let any: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM rate_limits)")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(from_sqlx)?;
+    if !any {
+        return Ok(None);
+    }
+    let now = claim.now;
+    let mut admitted: Vec<String> = Vec::new();
+    let mut rules: HashMap<String, HashMap<String, WindowLimits>> = HashMap::new();
+    let mut pruned: HashSet<(String, String)> = HashSet::new();
+    let mut held = 0usize;
+    while admitted.len() < claim.limit && held < MAX_HELD_PER_CLAIM {
+        let need = claim.limit - admitted.len();
+        let rows = sqlx::query(CANDIDATES)
+            .bind(ms(now))
+            .bind(i64::try_from(need).unwrap_or(i64::MAX))
+            .bind(i64::try_from(admitted.len()).unwrap_or(i64::MAX))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(from_sqlx)?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in &rows {
+            let id: String = get(row, "id")?;
+            let project: String = get(row, "project_id")?;
+            let raw_tags: String = get(row, "tags")?;
+            let tags: Vec<String> = serde_json::from_str(&raw_tags)
+                .map_err(|e| StoreError::corrupt(format!("column tags: invalid JSON: {e}")))?;
+            if tags.is_empty() {
+                admitted.push(id);
+                continue;
+            }
+            if !rules.contains_key(&project) {
+                let loaded = project_rules(conn, &project).await?;
+                rules.insert(project.clone(), loaded);
+            }
+            let project_rules = rules.get(&project).cloned().unwrap_or_default();
+            let ruled: Vec<(&String, WindowLimits)> = tags
+                .iter()
+                .filter_map(|t| project_rules.get(t).map(|l| (t, *l)))
+                .collect();
+            if ruled.is_empty() {
+                admitted.push(id);
+                continue;
+            }
+            let mut usage = Vec::new();
+            for (tag, limits) in &ruled {
+                for (window, limit) in limits.iter() {
+                    let nth = if limit == 0 {
+                        None
+                    } else {
+                        nth_latest_start(conn, &project, tag, window, limit, now).await?
+                    };
+                    usage.push(WindowUsage {
+                        tag: tag.as_str(),
+                        window,
+                        limit,
+                        nth_latest_start: nth,
+                    });
+                }
+            }
+            match rate_limit::admit(now, &usage) {
+                Admission::Allowed => {
+                    for (tag, _) in &ruled {
+                        record_start(conn, &project, tag, now).await?;
+                        if pruned.insert((project.clone(), (*tag).clone())) {
+                            prune(conn, &project, tag, now).await?;
+                        }
+                    }
+                    admitted.push(id);
+                }
+                Admission::HeldBack { until, tags } => {
+                    let job: String = get(row, "job_id")?;
+                    hold(conn, &id, &job, now, until, &tags).await?;
+                    held += 1;
+                }
+            }
+        }
+    }
+    id_list(admitted.iter().map(String::as_str)).map(Some)
+}
+
+async fn project_rules(
+    conn: &mut SqliteConnection,
+    project: &str,
+) -> StoreResult<HashMap<String, WindowLimits>> {
+    let rows = sqlx::query(
+        "SELECT tag, per_second, per_minute, per_hour, per_day, per_week, per_month \
+         FROM rate_limits WHERE project_id = ?1",
+    )
+    .bind(project)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(from_sqlx)?;
+    rows.iter()
+        .map(|row| Ok((get::<String>(row, "tag")?, limits(row)?)))
+        .collect()
+}
+
+async fn nth_latest_start(
+    conn: &mut SqliteConnection,
+    project: &str,
+    tag: &str,
+    window: Window,
+    limit: u64,
+    now: Timestamp,
+) -> StoreResult<Option<Timestamp>> {
+    let offset = i64::try_from(limit.saturating_sub(1)).unwrap_or(i64::MAX);
+    let start: Option<i64> = sqlx::query_scalar(NTH_LATEST_START)
+        .bind(project)
+        .bind(tag)
+        .bind(ms(window.since(now)))
+        .bind(offset)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(from_sqlx)?;
+    Ok(start.map(Timestamp::from_millis))
+}
+
+async fn record_start(
+    conn: &mut SqliteConnection,
+    project: &str,
+    tag: &str,
+    now: Timestamp,
+) -> StoreResult<()> {
+    sqlx::query("INSERT INTO rate_usage (project_id, tag, started_at) VALUES (?1, ?2, ?3)")
+        .bind(project)
+        .bind(tag)
+        .bind(ms(now))
+        .execute(&mut *conn)
+        .await
+        .map_err(from_sqlx)?;
+    Ok(())
+}
+
+/// Drops a tag's usage older than the longest window (a seek; usually deletes nothing).
+async fn prune(
+    conn: &mut SqliteConnection,
+    project: &str,
+    tag: &str,
+    now: Timestamp,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM rate_usage WHERE project_id = ?1 AND tag = ?2 AND started_at <= ?3")
+        .bind(project)
+        .bind(tag)
+        .bind(ms(Window::LONGEST.since(now)))
+        .execute(&mut *conn)
+        .await
+        .map_err(from_sqlx)?;
+    Ok(())
+}
+
+/// Keeps an execution `planned` until `until`, with the rate-limit bookkeeping on it and its job.
+async fn hold(
+    conn: &mut SqliteConnection,
+    execution: &str,
+    job: &str,
+    now: Timestamp,
+    until: Timestamp,
+    tags: &[String],
+) -> StoreResult<()> {
+    let tags = tags_json(tags)?;
+    sqlx::query(
+        "UPDATE executions SET due_at = ?2, rate_limited_at = COALESCE(rate_limited_at, ?3), \
+         rate_limited_until = ?2, rate_limited_tags = ?4 WHERE id = ?1",
+    )
+    .bind(execution)
+    .bind(ms(until))
+    .bind(ms(now))
+    .bind(&tags)
+    .execute(&mut *conn)
+    .await
+    .map_err(from_sqlx)?;
+    sqlx::query(
+        "UPDATE jobs SET rate_limited_at = COALESCE(rate_limited_at, ?3), \
+         rate_limited_until = ?2, rate_limited_tags = ?4 WHERE id = ?1",
+    )
+    .bind(job)
+    .bind(ms(until))
+    .bind(ms(now))
+    .bind(&tags)
+    .execute(&mut *conn)
+    .await
+    .map_err(from_sqlx)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::sqlite::SqliteConnectOptions;
+    use sqlx::{ConnectOptions, Connection};
+
+    use crate::SqliteStore;
+
+    async fn plan(conn: &mut SqliteConnection, sql: &str) -> String {
+        let rows: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+        rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
+    }
+
+    /// Candidates come in claim order straight from the planned-due index, the usage count is
+    /// one covering-index seek, and re-checking held jobs seeks its partial index.
+    #[tokio::test]
+    async fn rate_limit_queries_seek_their_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        let mut conn = SqliteConnectOptions::new()
+            .filename(&path)
+            .read_only(true)
+            .connect()
+            .await
+            .unwrap();
+
+        let candidates = plan(&mut conn, CANDIDATES).await;
+        assert!(
+            candidates.contains("executions_planned_due"),
+            "{candidates}"
+        );
+        assert!(
+            !candidates.contains("TEMP B-TREE FOR ORDER BY"),
+            "{candidates}"
+        );
+        let nth = plan(&mut conn, NTH_LATEST_START).await;
+        assert!(nth.contains("COVERING INDEX rate_usage_tag_time"), "{nth}");
+        assert!(!nth.contains("TEMP B-TREE"), "{nth}");
+        let held = plan(
+            &mut conn,
+            "SELECT id FROM executions WHERE status = 'planned' \
+             AND rate_limited_until IS NOT NULL AND project_id = 'p'",
+        )
+        .await;
+        assert!(held.contains("executions_rate_limited"), "{held}");
+
+        conn.close().await.unwrap();
+        store.close().await;
+    }
+}
