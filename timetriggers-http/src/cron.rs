@@ -4,12 +4,11 @@
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use serde::Serialize;
 use timetriggers_core::Timestamp;
 
+use crate::dashboard::Authed;
 use crate::error::ApiError;
-use crate::extract::required_header;
 use crate::state::AppState;
 use crate::ApiJson;
 
@@ -18,10 +17,10 @@ pub(crate) struct CronNext {
     times: Vec<String>,
 }
 
-/// `GET /cron/next?expression&timezone&from&count` with `ttr-api-key`.
+/// `GET /cron/next?expression&timezone&from&count`, with `ttr-api-key` or a session.
 pub(crate) async fn cron_next(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    _caller: Authed,
     query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
 ) -> Result<ApiJson<CronNext>, ApiError> {
     let Query(params) =
@@ -32,7 +31,6 @@ pub(crate) async fn cron_next(
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    let api_key = required_header(&headers, "ttr-api-key")?;
     let expression = get("expression")
         .filter(|e| !e.trim().is_empty())
         .ok_or_else(|| ApiError::bad_request("missing required query parameter: expression"))?
@@ -61,7 +59,6 @@ pub(crate) async fn cron_next(
                 ))
             })?,
     };
-    state.service.authenticate(&api_key).await?;
     let from = from.unwrap_or_else(|| state.service.now());
     let times = state
         .service

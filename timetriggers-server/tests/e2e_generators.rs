@@ -53,7 +53,10 @@ async fn per_second_generator_fires_repeatedly_and_stops_when_cancelled() {
     let (status, json) = schedule(
         &server,
         &target.url("/tick"),
-        &[("ttr-scheduled-at", "* * * * * *"), ("ttr-custom-key", "ticker")],
+        &[
+            ("ttr-scheduled-at", "* * * * * *"),
+            ("ttr-custom-key", "ticker"),
+        ],
         b"tick".to_vec(),
     )
     .await;
@@ -62,7 +65,10 @@ async fn per_second_generator_fires_repeatedly_and_stops_when_cancelled() {
     let generator = json["triggerId"].as_str().unwrap().to_owned();
 
     let got = target.wait_for_path("/tick", 3, WAIT).await;
-    let ids: Vec<&str> = got.iter().map(|a| a.header("x-callback-id").unwrap()).collect();
+    let ids: Vec<&str> = got
+        .iter()
+        .map(|a| a.header("x-callback-id").unwrap())
+        .collect();
     assert_eq!(
         ids.iter().collect::<std::collections::HashSet<_>>().len(),
         ids.len(),
@@ -91,7 +97,10 @@ async fn per_second_generator_fires_repeatedly_and_stops_when_cancelled() {
     );
     let jobs = occurrences(&server, &generator).await;
     assert!(jobs.iter().all(|j| j["generatorStatus"] == "cancelled"));
-    assert!(jobs.iter().any(|j| j["status"] == "cancelled"), "its pending occurrence was cancelled");
+    assert!(
+        jobs.iter().any(|j| j["status"] == "cancelled"),
+        "its pending occurrence was cancelled"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,7 +136,10 @@ async fn a_server_stopped_across_occurrences_fires_one_catch_up_and_records_the_
     let (status, json) = schedule(
         &server,
         &target.url("/series"),
-        &[("ttr-scheduled-at", "* * * * * *"), ("ttr-run-missed", "true")],
+        &[
+            ("ttr-scheduled-at", "* * * * * *"),
+            ("ttr-run-missed", "true"),
+        ],
         vec![],
     )
     .await;
@@ -141,13 +153,16 @@ async fn a_server_stopped_across_occurrences_fires_one_catch_up_and_records_the_
         .map(|a| a.header("x-callback-id").unwrap().to_owned())
         .collect();
     // The outage itself: the server is down across at least three occurrences.
-    std::thread::sleep(Duration::from_millis(3_600));
+    tokio::time::sleep(Duration::from_millis(3_600)).await;
 
     let server = Server::start_with(&db, &env);
     let n = delivered_before.len();
     let got = target.wait_for_path("/series", n + 3, WAIT).await;
     let jobs = occurrences(&server, &generator).await;
-    let by_id: HashMap<&str, &Value> = jobs.iter().map(|j| (j["id"].as_str().unwrap(), j)).collect();
+    let by_id: HashMap<&str, &Value> = jobs
+        .iter()
+        .map(|j| (j["id"].as_str().unwrap(), j))
+        .collect();
     let last_before = delivered_before
         .iter()
         .filter_map(|id| by_id.get(id.as_str()))
@@ -164,7 +179,10 @@ async fn a_server_stopped_across_occurrences_fires_one_catch_up_and_records_the_
         .iter()
         .position(|j| j["status"] != "skipped")
         .expect("the series fired again");
-    assert!(first_run >= 2, "at least two missed occurrences recorded skipped: {after:#?}");
+    assert!(
+        first_run >= 2,
+        "at least two missed occurrences recorded skipped: {after:#?}"
+    );
     assert!(after[..first_run].iter().all(|j| j["status"] == "skipped"));
     let catch_up = after[first_run];
     let catch_up_id = catch_up["id"].as_str().unwrap();
@@ -174,7 +192,10 @@ async fn a_server_stopped_across_occurrences_fires_one_catch_up_and_records_the_
         .count();
     assert_eq!(catch_up_arrivals, 1, "the catch-up fired exactly once");
     for j in &after[first_run..] {
-        assert_ne!(j["status"], "skipped", "nothing after the catch-up is skipped: {j}");
+        assert_ne!(
+            j["status"], "skipped",
+            "nothing after the catch-up is skipped: {j}"
+        );
     }
     let skipped_delivered = got.iter().any(|a| {
         let id = a.header("x-callback-id").unwrap();

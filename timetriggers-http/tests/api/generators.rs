@@ -200,7 +200,7 @@ async fn cron_next_refuses_bad_input() {
     }
     cron_next(&h, None, "expression=*+*+*+*+*")
         .await
-        .error(400, "BadRequest");
+        .error(401, "Unauthorized");
     cron_next(&h, Some("ttr_unknown"), "expression=*+*+*+*+*")
         .await
         .error(401, "Unauthorized");
