@@ -399,15 +399,7 @@ impl TimeTriggers {
 
     /// Creates a project with the default quota.
     pub async fn create_project(&self, slug: &str) -> Result<Project, Error> {
-        let valid = (3..=40).contains(&slug.len())
-            && slug
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-        if !valid {
-            return Err(Error::BadRequest(format!(
-                "slug {slug:?} must match ^[a-z0-9_-]{{3,40}}$"
-            )));
-        }
+        crate::dashboard::validate_project_slug(slug)?;
         let project = NewProject {
             id: ProjectId::generate(),
             slug: slug.to_owned(),

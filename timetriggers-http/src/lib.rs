@@ -46,6 +46,7 @@
 //! | `POST /auth/signup`, `/auth/login`, `/auth/logout`; `GET /auth/me` | accounts and the `ttr_session` cookie |
 //! | `GET, POST /projects`; `GET, POST /keys`; `DELETE /keys/{id}` | the caller's projects and API keys |
 //! | `GET /jobs`, `GET /jobs/{id}`, `GET, POST /jobs/{id}/executions`, `GET /executions` | jobs, executions, replay |
+//! | `GET, POST /rate-limits`; `PUT, DELETE /rate-limits/{id}` | per-tag rate-limit rules |
 //!
 //! Dashboard routes take the session cookie or a `ttr-api-key` header (scoped to the key's
 //! project); see `docs/dashboard-api.md`.
@@ -64,6 +65,7 @@ mod cron;
 mod dashboard;
 mod error;
 mod extract;
+mod rate_limits;
 mod router;
 mod state;
 mod triggers;

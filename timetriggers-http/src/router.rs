@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/cron/next", get(cron_next))
         .merge(crate::dashboard::routes())
+        .merge(crate::rate_limits::routes())
         .with_state(Arc::new(state));
     with_contract_layers(routes, limit)
 }

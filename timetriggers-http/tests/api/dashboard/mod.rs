@@ -5,6 +5,7 @@ mod accounts;
 mod isolation;
 mod jobs;
 mod keys;
+mod rate_limits;
 
 use axum::body::Body;
 use http::{Method, Request};
