@@ -21,7 +21,10 @@ step "cargo test (workspace)"
 cargo test --workspace --no-fail-fast
 
 step "load tool smoke run (debug build)"
-cargo build -p timetriggers-server -p example-loadtest
+cargo build -p timetriggers-server -p example-loadtest -p example-embedded
 ./target/debug/example-loadtest --smoke --server-bin ./target/debug/timetriggers-server
+
+step "examples"
+./target/debug/example-embedded
 
 step "all checks passed"
