@@ -305,11 +305,13 @@ pub(crate) async fn admit(
                 let loaded = project_rules(conn, &project).await?;
                 rules.insert(project.clone(), loaded);
             }
-            let project_rules = rules.get(&project).cloned().unwrap_or_default();
-            let ruled: Vec<(&String, WindowLimits)> = tags
-                .iter()
-                .filter_map(|t| project_rules.get(t).map(|l| (t, *l)))
-                .collect();
+            let ruled: Vec<(&String, WindowLimits)> = match rules.get(&project) {
+                Some(project_rules) => tags
+                    .iter()
+                    .filter_map(|t| project_rules.get(t).map(|l| (t, *l)))
+                    .collect(),
+                None => Vec::new(),
+            };
             if ruled.is_empty() {
                 admitted.push(id);
                 continue;

@@ -118,6 +118,7 @@ macro_rules! store_conformance_tests {
             rate_limit_holds_back_and_releases_in_order,
             rate_limit_windows_combine_and_rule_changes_release,
             rate_limit_reservations_are_atomic_under_concurrent_claimers,
+            rate_limit_counts_retries,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

@@ -4,9 +4,9 @@ use std::collections::HashSet;
 
 use futures::future::join_all;
 
-use crate::ids::{JobId, ProjectId, RateLimitId};
+use crate::ids::{ExecutionId, JobId, ProjectId, RateLimitId};
 use crate::model::{ExecutionStatus, JobStatus, MonthQuota, RateLimit, WindowLimits};
-use crate::store::{Store, StoreError};
+use crate::store::{PlannedRetry, Store, StoreError};
 use crate::store_rate_limits::{NewRateLimit, UpdateRateLimit};
 use crate::time::Timestamp;
 
@@ -377,4 +377,48 @@ pub async fn rate_limit_reservations_are_atomic_under_concurrent_claimers(store:
         next += result.expect("claim").len();
     }
     assert_eq!(next, 5);
+}
+
+/// Retries count like first attempts: a retry due while the window is full waits.
+pub async fn rate_limit_counts_retries(store: &dyn Store) {
+    let p = project(store, MonthQuota::Unlimited).await;
+    rule(
+        store,
+        &p.id,
+        "api",
+        WindowLimits {
+            per_minute: Some(1),
+            ..WindowLimits::default()
+        },
+    )
+    .await;
+    let job = tagged_job(store, &p.id, &["api"], at(0)).await;
+    let first = store.claim_due(claim(at(0), 10)).await.unwrap();
+    assert_eq!(first.len(), 1);
+    let mut done = finished(&first[0], ok_response(), at(500));
+    done.retry = Some(PlannedRetry {
+        execution_id: ExecutionId::generate(),
+        attempt_number: 2,
+        due_at: at(1_000),
+    });
+    store.complete_executions(&[done]).await.unwrap();
+
+    assert!(claimed_ids(store, at(1_000), 10).await.is_empty());
+    let stored = store.get_job(&p.id, &job).await.unwrap().unwrap();
+    assert_eq!(
+        stored.status,
+        JobStatus::Queued,
+        "a held retry keeps the job queued"
+    );
+    assert_eq!(stored.rate_limited.limited_until, Some(at(60_000)));
+    let execs = store
+        .list_job_executions(&p.id, &job)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(execs[0].attempt_number, 2);
+    assert_eq!(execs[0].rate_limited.limited_until, Some(at(60_000)));
+    let retry = store.claim_due(claim(at(60_000), 10)).await.unwrap();
+    assert_eq!(retry.len(), 1);
+    assert_eq!(retry[0].attempt_number, 2);
 }
