@@ -38,6 +38,9 @@
 //!   clock: every instant is a parameter.
 //! - **Claims** are two statements whatever their size (`UPDATE … RETURNING`), served by a
 //!   partial index over planned executions, so a million far-future jobs do not slow them.
+//!   When some project has a rate-limit rule, the claim first walks the due executions in
+//!   order and checks the ruled tags of each (one index seek per tag and window, whatever the
+//!   tag's history), in the same transaction.
 //! - **Exclusive**: [`Store::is_exclusive`](timetriggers_core::Store::is_exclusive) is `true`.
 //!   On Unix the store holds an advisory `flock` on `<database>-lock` while it runs, so a second
 //!   process (or a second store in the same process) cannot open the same file; `open` waits up
