@@ -13,6 +13,7 @@ use timetriggers_core::{
     SystemClock, TimeTriggers,
 };
 use timetriggers_http::{router, AppState, HttpConfig};
+use timetriggers_store_postgres::PgStore;
 use timetriggers_store_sqlite::SqliteStore;
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
@@ -31,21 +32,26 @@ async fn main() -> anyhow::Result<()> {
     run(settings).await
 }
 
-async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+/// The store named by the database URL; for PostgreSQL also the `PgStore` itself, whose
+/// wake-up listener the engine needs.
+async fn open_store(url: &str) -> anyhow::Result<(Arc<dyn Store>, Option<PgStore>)> {
     if url.starts_with("sqlite:") {
         let store = SqliteStore::connect(url)
             .await
             .with_context(|| format!("opening {url}"))?;
-        return Ok(Arc::new(store));
+        return Ok((Arc::new(store), None));
     }
     if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        bail!("PostgreSQL is not supported by this build yet (TIMETRIGGERS_DATABASE_URL={url})");
+        let store = PgStore::connect(url)
+            .await
+            .with_context(|| format!("connecting to PostgreSQL at {}", redact(url)))?;
+        return Ok((Arc::new(store.clone()), Some(store)));
     }
     bail!("TIMETRIGGERS_DATABASE_URL must start with sqlite:// or postgres:// (got {url:?})")
 }
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
-    let store = open_store(&settings.database_url).await?;
+    let (store, postgres) = open_store(&settings.database_url).await?;
     let clock = Arc::new(SystemClock);
     let dispatcher = Arc::new(
         HttpDispatcher::new(HttpDispatcherConfig {
@@ -61,9 +67,15 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         EngineConfig {
             max_in_flight: settings.max_in_flight,
             shutdown_grace: Duration::from_secs(settings.shutdown_grace_secs),
+            lease_margin: Duration::from_secs(settings.lease_margin_secs),
+            missed_after: Duration::from_millis(settings.missed_after_ms),
             ..EngineConfig::default()
         },
     );
+    // On PostgreSQL, other instances announce jobs they schedule for soon: wake this engine.
+    let _wake_ups = postgres
+        .as_ref()
+        .map(|pg| pg.spawn_listener(engine.signal()));
     let service = TimeTriggers::new(
         store,
         clock,

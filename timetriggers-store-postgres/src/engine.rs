@@ -15,26 +15,32 @@ use crate::error::from_sqlx;
 use crate::rows::{self, count, duration_ms, headers_json, int4, ms, CLAIMED_COLUMNS};
 use crate::triggers::random_shard;
 
-/// Takes up to `$2` planned executions due at `$1`, earliest first, and starts them.
+/// Takes up to `$2` planned executions due at `$1`, earliest first (by due time, then planned
+/// time, so that jobs held back until one instant are released in `scheduledAt` order), and
+/// starts them.
 ///
 /// - `picked` locks each execution *and its job* with `SKIP LOCKED`: concurrent claimers (other
 ///   instances) skip each other's rows instead of waiting, so they never receive the same
 ///   execution, and a job being rescheduled or cancelled right now is left for the next round.
-/// - `gens` does the same for the generators of picked occurrences; an occurrence whose
+/// - `gens` does the same for the generators of picked first occurrences (first attempts by
+///   the scheduler, which release and bill their generator); such an occurrence whose
 ///   generator is locked (being redefined, cancelled or planned) waits for the next round, so
-///   the claim never waits for a lock and can never be part of a deadlock.
+///   the claim never waits for a lock and can never be part of a deadlock. Retries and replays
+///   of occurrences, and occurrences whose generator is gone, need no generator.
 /// - `started` marks the executions `started` under a lease (the job's timeout + `$4`),
 ///   `running` marks their jobs, `released` frees the generators of fired occurrences (first
 ///   attempts) so the engine plans their next one, and `charged` bills one unit per such
 ///   occurrence to its project (`$5` the month, `$6` the shard).
 pub(crate) const CLAIM: &str = "WITH picked AS MATERIALIZED ( \
-         SELECT e.id, j.generator_id FROM executions e JOIN jobs j ON j.id = e.job_id \
+         SELECT e.id, j.generator_id, \
+             (e.attempt_number = 1 AND e.triggered_by = 'scheduler') AS first \
+         FROM executions e JOIN jobs j ON j.id = e.job_id \
          WHERE e.status = 'planned' AND e.due_at <= $1 \
-         ORDER BY e.due_at LIMIT $2 \
+         ORDER BY e.due_at, e.planned_at, e.id LIMIT $2 \
          FOR NO KEY UPDATE OF e, j SKIP LOCKED), \
      gens AS MATERIALIZED ( \
          SELECT g.id FROM generators g \
-         WHERE g.id IN (SELECT generator_id FROM picked WHERE generator_id IS NOT NULL) \
+         WHERE g.id IN (SELECT generator_id FROM picked WHERE first) \
          FOR NO KEY UPDATE SKIP LOCKED), \
      started AS ( \
          UPDATE executions e \
@@ -42,7 +48,9 @@ pub(crate) const CLAIM: &str = "WITH picked AS MATERIALIZED ( \
              lease_until = $1 + j.timeout_ms + $4 \
          FROM picked p, jobs j \
          WHERE e.id = p.id AND j.id = e.job_id \
-             AND (p.generator_id IS NULL OR p.generator_id IN (SELECT id FROM gens)) \
+             AND (p.generator_id IS NULL OR NOT p.first \
+                 OR p.generator_id IN (SELECT id FROM gens) \
+                 OR NOT EXISTS (SELECT 1 FROM generators g WHERE g.id = p.generator_id)) \
          RETURNING e.id, e.job_id, e.project_id, e.attempt_number, e.triggered_by, \
              e.planned_at, e.due_at), \
      running AS ( \
@@ -67,7 +75,7 @@ pub(crate) const CLAIM: &str = "WITH picked AS MATERIALIZED ( \
      SELECT s.id, s.job_id, s.project_id, s.attempt_number, s.triggered_by, s.planned_at, \
          r.method, r.url, r.headers, r.body, r.max_attempts, r.timeout_ms, r.generator_id \
      FROM started s JOIN running r ON r.id = s.job_id \
-     ORDER BY s.due_at";
+     ORDER BY s.due_at, s.planned_at, s.id";
 
 /// The earliest planned execution; an index seek on `executions_planned_due`.
 pub(crate) const NEXT_DUE: &str =

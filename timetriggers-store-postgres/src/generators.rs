@@ -178,7 +178,8 @@ pub(crate) async fn cancel(conn: &mut PgConnection, id: &JobId, now: Timestamp) 
 pub(crate) async fn release_pending(conn: &mut PgConnection, job_ids: &[&str]) -> StoreResult<()> {
     sqlx::query(
         "UPDATE generators g SET pending_job_id = NULL, last_occurrence_at = j.scheduled_at \
-         FROM jobs j WHERE j.id = g.pending_job_id AND g.pending_job_id = ANY($1)",
+         FROM jobs j WHERE j.id = g.pending_job_id AND g.pending_job_id = ANY($1) \
+             AND g.status = 'active'",
     )
     .bind(job_ids)
     .execute(&mut *conn)

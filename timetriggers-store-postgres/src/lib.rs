@@ -60,14 +60,18 @@
 
 #![warn(missing_docs)]
 
+mod accounts;
+mod dashboard;
 mod engine;
 mod error;
 mod generators;
 mod notify;
 mod options;
 mod projects;
+mod rate_limits;
 mod rows;
 mod store;
+mod sync;
 mod triggers;
 
 #[cfg(feature = "testing")]

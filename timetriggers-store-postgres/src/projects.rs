@@ -9,13 +9,16 @@ use timetriggers_core::{
 use crate::error::from_sqlx;
 use crate::rows::{self, count, ms, API_KEY_COLUMNS, PROJECT_COLUMNS};
 
-pub(crate) async fn create(pool: &PgPool, new: NewProject) -> StoreResult<Project> {
+pub(crate) async fn create<'c>(
+    conn: impl sqlx::PgExecutor<'c>,
+    new: NewProject,
+) -> StoreResult<Project> {
     sqlx::query("INSERT INTO projects (id, slug, month_quota, created_at) VALUES ($1, $2, $3, $4)")
         .bind(new.id.as_str())
         .bind(&new.slug)
         .bind(new.month_quota.as_option().map(count))
         .bind(ms(new.now))
-        .execute(pool)
+        .execute(conn)
         .await
         .map_err(|e| match from_sqlx(e) {
             StoreError::Conflict(_) => {

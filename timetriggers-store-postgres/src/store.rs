@@ -7,16 +7,18 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
 use timetriggers_core::{
-    ApiKey, ApiKeyId, AuthenticatedKey, Claim, ClaimedExecution, CompletedExecution, EngineSignal,
-    Execution, GeneratorDue, Job, JobId, MaterializeGenerator, NewApiKey, NewProject, Project,
-    ProjectId, Refusal, StaleScope, Store, StoreResult, Timestamp, TriggerRef, TriggerSchedule,
-    UpsertTrigger, Upserted,
+    ApiKey, ApiKeyId, AuthenticatedKey, BulkSync, Claim, ClaimedExecution, CompletedExecution,
+    DeclareSync, EngineSignal, Execution, ExecutionPage, ExecutionQuery, GeneratorDue, Job, JobId,
+    JobPage, JobQuery, MaterializeGenerator, NewApiKey, NewProject, NewRateLimit, NewSession,
+    NewUser, Project, ProjectId, RateLimit, RateLimitId, Refusal, ReplayJob, ReplayRefusal,
+    Replayed, SessionUser, StaleScope, Store, StoreResult, SyncOutcome, Timestamp, TriggerRef,
+    TriggerSchedule, UpdateRateLimit, UpsertTrigger, Upserted, User, UserCredentials, UserId,
 };
 
 use crate::error::{from_migrate, from_sqlx};
 use crate::notify::{spawn_listener, ListenerHandle, Notifier};
 use crate::options::{connect_options, PgStoreOptions};
-use crate::{engine, generators, projects, triggers};
+use crate::{accounts, dashboard, engine, generators, projects, rate_limits, sync, triggers};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -243,7 +245,12 @@ impl Store for PgStore {
     }
 
     async fn claim_due(&self, claim: Claim) -> StoreResult<Vec<ClaimedExecution>> {
-        engine::claim_due(&self.inner.pool, &claim).await
+        // With rate-limit rules the claim is a transaction that checks them; without, one
+        // statement.
+        match rate_limits::claim_due(&self.inner.pool, &claim).await? {
+            Some(claimed) => Ok(claimed),
+            None => engine::claim_due(&self.inner.pool, &claim).await,
+        }
     }
 
     async fn next_due_at(&self) -> StoreResult<Option<Timestamp>> {
@@ -281,5 +288,106 @@ impl Store for PgStore {
 
     async fn materialize_generator(&self, plan: MaterializeGenerator) -> StoreResult<bool> {
         generators::materialize(&self.inner.pool, &plan).await
+    }
+
+    async fn declare(&self, req: DeclareSync) -> StoreResult<Result<SyncOutcome, Refusal>> {
+        let (done, due) = sync::declare(&self.inner.pool, &req).await?;
+        if let Some(due) = due {
+            self.inner.notifier.due(due, req.now);
+        }
+        Ok(done)
+    }
+
+    async fn bulk(&self, req: BulkSync) -> StoreResult<Result<SyncOutcome, Refusal>> {
+        let (done, due) = sync::bulk(&self.inner.pool, &req).await?;
+        if let Some(due) = due {
+            self.inner.notifier.due(due, req.now);
+        }
+        Ok(done)
+    }
+
+    async fn create_user(&self, user: NewUser) -> StoreResult<User> {
+        accounts::create_user(&self.inner.pool, user).await
+    }
+
+    async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<UserCredentials>> {
+        accounts::find_user_by_email(&self.inner.pool, email).await
+    }
+
+    async fn create_session(&self, session: NewSession) -> StoreResult<()> {
+        accounts::create_session(&self.inner.pool, session).await
+    }
+
+    async fn find_session(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<SessionUser>> {
+        accounts::find_session(&self.inner.pool, token_hash, now).await
+    }
+
+    async fn revoke_session(&self, token_hash: &str) -> StoreResult<()> {
+        accounts::revoke_session(&self.inner.pool, token_hash).await
+    }
+
+    async fn list_user_projects(&self, user_id: &UserId) -> StoreResult<Vec<Project>> {
+        accounts::list_user_projects(&self.inner.pool, user_id).await
+    }
+
+    async fn create_user_project(
+        &self,
+        user_id: &UserId,
+        project: NewProject,
+    ) -> StoreResult<Project> {
+        accounts::create_user_project(&self.inner.pool, user_id, project).await
+    }
+
+    async fn list_api_keys(&self, project_ids: &[ProjectId]) -> StoreResult<Vec<ApiKey>> {
+        dashboard::list_api_keys(&self.inner.pool, project_ids).await
+    }
+
+    async fn list_jobs(&self, query: &JobQuery) -> StoreResult<JobPage> {
+        dashboard::list_jobs(&self.inner.pool, query).await
+    }
+
+    async fn list_executions(&self, query: &ExecutionQuery) -> StoreResult<ExecutionPage> {
+        dashboard::list_executions(&self.inner.pool, query).await
+    }
+
+    async fn replay_job(&self, replay: ReplayJob) -> StoreResult<Result<Replayed, ReplayRefusal>> {
+        let done = dashboard::replay_job(&self.inner.pool, &replay).await?;
+        if let Ok(replayed) = &done {
+            self.inner.notifier.due(replayed.due_at, replay.now);
+        }
+        Ok(done)
+    }
+
+    async fn list_rate_limits(&self, project_ids: &[ProjectId]) -> StoreResult<Vec<RateLimit>> {
+        rate_limits::list(&self.inner.pool, project_ids).await
+    }
+
+    async fn get_rate_limit(
+        &self,
+        project_ids: &[ProjectId],
+        id: &RateLimitId,
+    ) -> StoreResult<Option<RateLimit>> {
+        rate_limits::get_rule(&self.inner.pool, project_ids, id).await
+    }
+
+    async fn create_rate_limit(&self, rule: NewRateLimit) -> StoreResult<RateLimit> {
+        rate_limits::create(&self.inner.pool, rule).await
+    }
+
+    async fn update_rate_limit(&self, update: UpdateRateLimit) -> StoreResult<RateLimit> {
+        rate_limits::update(&self.inner.pool, update).await
+    }
+
+    async fn delete_rate_limit(
+        &self,
+        project_id: &ProjectId,
+        id: &RateLimitId,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        rate_limits::delete(&self.inner.pool, project_id, id, now).await
     }
 }

@@ -29,7 +29,11 @@ const QUOTA_SHARDS: i16 = 32;
 // ---- lookups inside a transaction -----------------------------------------------------------
 
 /// Serialises every transaction that looks up or takes `key` in the project.
-async fn lock_key(conn: &mut PgConnection, project_id: &ProjectId, key: &str) -> StoreResult<()> {
+pub(crate) async fn lock_key(
+    conn: &mut PgConnection,
+    project_id: &ProjectId,
+    key: &str,
+) -> StoreResult<()> {
     sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2 || '/' || $3))")
         .bind(KEY_LOCK_CLASS)
         .bind(project_id.as_str())
@@ -42,7 +46,7 @@ async fn lock_key(conn: &mut PgConnection, project_id: &ProjectId, key: &str) ->
 
 /// The item with this id in the project, in any state, locked. An occurrence job's generator
 /// is locked before the job (the lock order of the migration).
-async fn find_by_id(
+pub(crate) async fn find_by_id(
     conn: &mut PgConnection,
     project_id: &ProjectId,
     id: &JobId,
@@ -87,7 +91,7 @@ async fn find_by_id(
 }
 
 /// Locks a generator row (whatever its state).
-async fn lock_generator(conn: &mut PgConnection, id: &JobId) -> StoreResult<()> {
+pub(crate) async fn lock_generator(conn: &mut PgConnection, id: &JobId) -> StoreResult<()> {
     sqlx::query("SELECT 1 FROM generators WHERE id = $1 FOR NO KEY UPDATE")
         .bind(id.as_str())
         .execute(&mut *conn)
@@ -98,7 +102,7 @@ async fn lock_generator(conn: &mut PgConnection, id: &JobId) -> StoreResult<()> 
 
 /// The live item holding `key` in the project, locked. Occurrence jobs hold no key, so the
 /// job found here has no generator to lock first.
-async fn find_live_key_holder(
+pub(crate) async fn find_live_key_holder(
     conn: &mut PgConnection,
     project_id: &ProjectId,
     key: &str,
@@ -148,7 +152,7 @@ fn found_generator(row: &PgRow) -> StoreResult<FoundItem> {
 /// A project with a finite quota is locked (`FOR NO KEY UPDATE`: upserts of that project queue
 /// here, other projects and foreign-key checks do not) and its shards summed, so two concurrent
 /// upserts can never both take the last unit.
-async fn quota_state(
+pub(crate) async fn quota_state(
     conn: &mut PgConnection,
     project_id: &ProjectId,
     month: &str,
@@ -162,22 +166,26 @@ async fn quota_state(
     if rows::month_quota(&row, "month_quota")? == MonthQuota::Unlimited {
         return Ok((MonthQuota::Unlimited, 0));
     }
-    let row = sqlx::query(
-        "SELECT p.month_quota, (SELECT COALESCE(SUM(q.used), 0) FROM quota_usage q \
-             WHERE q.project_id = p.id AND q.month = $2)::BIGINT AS used \
-         FROM projects p WHERE p.id = $1 FOR NO KEY UPDATE",
+    // Lock first, then sum in a statement of its own: in READ COMMITTED each statement reads
+    // a snapshot taken when it starts, so a sum in the locking statement would miss what the
+    // previous lock holder charged just before it committed.
+    let row = sqlx::query("SELECT month_quota FROM projects WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(project_id.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(from_sqlx)?
+        .ok_or(StoreError::NotFound)?;
+    let quota = rows::month_quota(&row, "month_quota")?;
+    let used: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(SUM(used), 0)::BIGINT FROM quota_usage \
+         WHERE project_id = $1 AND month = $2",
     )
     .bind(project_id.as_str())
     .bind(month)
-    .fetch_optional(&mut *conn)
+    .fetch_one(&mut *conn)
     .await
-    .map_err(from_sqlx)?
-    .ok_or(StoreError::NotFound)?;
-    let used: i64 = sqlx::Row::try_get(&row, "used").map_err(from_sqlx)?;
-    Ok((
-        rows::month_quota(&row, "month_quota")?,
-        u64::try_from(used).unwrap_or(0),
-    ))
+    .map_err(from_sqlx)?;
+    Ok((quota, u64::try_from(used).unwrap_or(0)))
 }
 
 /// Charges `units` for `month` into a random shard.
@@ -258,8 +266,30 @@ async fn upsert_in(
         Err(refusal) => return Ok(Err(refusal)),
     };
 
-    let schedule = &req.definition.schedule;
-    let (id, operation, scheduled_at) = match (plan, schedule) {
+    let existing = match &plan {
+        UpsertPlan::Update(id) => existing_kind(id),
+        UpsertPlan::Create => None,
+    };
+    let (id, operation, scheduled_at) = apply(conn, req, plan, existing).await?;
+    charge(conn, &req.project_id, &month, 1).await?;
+    Ok(Ok(Upserted {
+        id,
+        operation,
+        kind: req.definition.schedule.kind(),
+        scheduled_at,
+        month_quota_remaining: quota.remaining(used.saturating_add(1)),
+    }))
+}
+
+/// Applies a create-or-reschedule decision; `existing` is the kind of the item being updated
+/// (whose row is locked). Returns the id, the operation and the fire time.
+pub(crate) async fn apply(
+    conn: &mut PgConnection,
+    req: &UpsertTrigger,
+    plan: UpsertPlan,
+    existing: Option<JobKind>,
+) -> StoreResult<(JobId, UpsertOperation, Timestamp)> {
+    Ok(match (plan, &req.definition.schedule) {
         (UpsertPlan::Create, TriggerSchedule::Once { at, skip }) => {
             let id = req.new_job_id.clone();
             insert_job(conn, req, &id, req.custom_key.as_deref(), *at, *skip).await?;
@@ -271,7 +301,7 @@ async fn upsert_in(
             (id, UpsertOperation::Schedule, first)
         }
         (UpsertPlan::Update(id), TriggerSchedule::Once { at, skip }) => {
-            if existing_kind(&id) == Some(JobKind::Generator) {
+            if existing == Some(JobKind::Generator) {
                 // A generator becomes a one-off job under the same id.
                 let old_key = generators::remove(conn, &id).await?;
                 let key = req.custom_key.clone().or(old_key);
@@ -282,7 +312,7 @@ async fn upsert_in(
             (id, UpsertOperation::Reschedule, *at)
         }
         (UpsertPlan::Update(id), TriggerSchedule::Cron { .. }) => {
-            let first = if existing_kind(&id) == Some(JobKind::Generator) {
+            let first = if existing == Some(JobKind::Generator) {
                 generators::redefine(conn, req, &id).await?
             } else {
                 // A registered job becomes a generator under the same id.
@@ -292,16 +322,7 @@ async fn upsert_in(
             };
             (id, UpsertOperation::Reschedule, first)
         }
-    };
-
-    charge(conn, &req.project_id, &month, 1).await?;
-    Ok(Ok(Upserted {
-        id,
-        operation,
-        kind: schedule.kind(),
-        scheduled_at,
-        month_quota_remaining: quota.remaining(used.saturating_add(1)),
-    }))
+    })
 }
 
 /// Deletes a registered job (and, by cascade, its planned execution) so that its id can become
@@ -487,20 +508,34 @@ async fn cancel_in(
         Ok(item) => item,
         Err(refusal) => return Ok(Err(refusal)),
     };
+    cancel_item(conn, &item, now).await?;
+    Ok(Ok(item.id))
+}
+
+/// Cancels a pending item (whose row is locked): a generator (its series), or a job (and, for
+/// an occurrence, lets its generator plan the next one).
+pub(crate) async fn cancel_item(
+    conn: &mut PgConnection,
+    item: &FoundItem,
+    now: Timestamp,
+) -> StoreResult<()> {
     if item.state.kind() == JobKind::Generator {
-        generators::cancel(conn, &item.id, now).await?;
-        return Ok(Ok(item.id));
+        return generators::cancel(conn, &item.id, now).await;
     }
-    sqlx::query("UPDATE jobs SET status = 'cancelled', cancelled_at = $2 WHERE id = $1")
-        .bind(item.id.as_str())
-        .bind(ms(now))
-        .execute(&mut *conn)
-        .await
-        .map_err(from_sqlx)?;
-    cancel_planned(conn, &item.id).await?;
+    sqlx::query(
+        "WITH job AS ( \
+             UPDATE jobs SET status = 'cancelled', cancelled_at = $2 WHERE id = $1 RETURNING id) \
+         UPDATE executions SET status = 'cancelled' \
+         WHERE job_id IN (SELECT id FROM job) AND status = 'planned'",
+    )
+    .bind(item.id.as_str())
+    .bind(ms(now))
+    .execute(&mut *conn)
+    .await
+    .map_err(from_sqlx)?;
     // Cancelling one occurrence skips only it: its generator plans the next one.
     generators::release_pending(conn, &[item.id.as_str()]).await?;
-    Ok(Ok(item.id))
+    Ok(())
 }
 
 // ---- reads ------------------------------------------------------------------------------------

@@ -74,6 +74,8 @@ struct TargetState {
     notify: Notify,
     /// Scripted statuses per path, consumed in order; 200 when exhausted.
     scripts: Mutex<HashMap<String, Vec<u16>>>,
+    /// How long requests to a path wait (after being recorded) before they are answered.
+    delays: Mutex<HashMap<String, Duration>>,
 }
 
 /// A local HTTP target recording every request.
@@ -108,6 +110,16 @@ impl Target {
             .lock()
             .unwrap()
             .insert(path.to_owned(), statuses.to_vec());
+    }
+
+    /// Answers requests to `path` only after `delay` (they are recorded on arrival), so that
+    /// deliveries are still in flight when something happens.
+    pub fn delay(&self, path: &str, delay: Duration) {
+        self.state
+            .delays
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), delay);
     }
 
     pub fn arrivals(&self) -> Vec<Arrival> {
@@ -205,6 +217,10 @@ async fn record(State(state): State<Arc<TargetState>>, req: Request) -> (StatusC
         at_ms,
     });
     state.notify.notify_waiters();
+    let delay = state.delays.lock().unwrap().get(parts.uri.path()).copied();
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     (StatusCode::from_u16(status).unwrap(), "ok")
 }
 
@@ -223,12 +239,18 @@ impl Server {
     }
 
     pub fn start_with(db: &Path, env: &[(&str, &str)]) -> Server {
+        Self::launch(&format!("sqlite://{}", db.display()), db, env)
+    }
+
+    /// The real server binary on a database URL (e.g. `postgres://…`); `db` is left empty.
+    pub fn start_on(database_url: &str, env: &[(&str, &str)]) -> Server {
+        Self::launch(database_url, Path::new(""), env)
+    }
+
+    fn launch(database_url: &str, db: &Path, env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_timetriggers-server"));
         cmd.env("TIMETRIGGERS_LISTEN", "127.0.0.1:0")
-            .env(
-                "TIMETRIGGERS_DATABASE_URL",
-                format!("sqlite://{}", db.display()),
-            )
+            .env("TIMETRIGGERS_DATABASE_URL", database_url)
             .env("TIMETRIGGERS_BOOTSTRAP_API_KEY", API_KEY)
             .env("TIMETRIGGERS_ALLOW_PRIVATE_TARGETS", "true")
             .env("RUST_LOG", "warn")
@@ -312,4 +334,163 @@ pub async fn schedule(
     let status = resp.status().as_u16();
     let json = resp.json().await.unwrap_or(serde_json::Value::Null);
     (status, json)
+}
+
+/// A PostgreSQL server of the test's own, started with `scripts/pg.sh` (state in a temporary
+/// directory), for tests that stop and restart the database. Stopped and deleted on drop.
+pub struct PgServer {
+    dir: tempfile::TempDir,
+    pub url: String,
+}
+
+impl PgServer {
+    fn script(dir: &Path, verb: &str) -> std::process::Output {
+        Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/pg.sh"))
+            .arg(verb)
+            .env("TIMETRIGGERS_PG_STATE", dir.join("pg.state"))
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run scripts/pg.sh {verb}: {e}"))
+    }
+
+    fn run(&self, verb: &str) {
+        let out = Self::script(self.dir.path(), verb);
+        assert!(out.status.success(), "scripts/pg.sh {verb} failed");
+    }
+
+    /// Starts a fresh server.
+    pub fn start() -> PgServer {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Self::script(dir.path(), "start");
+        assert!(out.status.success(), "scripts/pg.sh start failed");
+        let url = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        PgServer { dir, url }
+    }
+
+    /// Stops the server (fast shutdown: sessions are terminated), keeping its data.
+    pub fn down(&self) {
+        self.run("down");
+    }
+
+    /// Starts it again after [`PgServer::down`], same port, same data.
+    pub fn up(&self) {
+        self.run("up");
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        let _ = Self::script(self.dir.path(), "stop");
+    }
+}
+
+/// One `/schedule` call of a load run.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// The HTTP status; `None` when the request itself failed (server gone, timeout).
+    pub status: Option<u16>,
+    /// The trigger id of an accepted (200) call.
+    pub id: Option<String>,
+    /// The `_tag` of an error body.
+    pub tag: Option<String>,
+    /// How long the call took.
+    pub elapsed: Duration,
+}
+
+/// POST /schedule once with `headers`, with a 30 s client timeout (a hang is a failure).
+pub async fn schedule_once(
+    client: &reqwest::Client,
+    base: &str,
+    target_url: &str,
+    headers: &[(String, String)],
+) -> Attempt {
+    let started = Instant::now();
+    let mut req = client
+        .post(format!("{base}/schedule"))
+        .timeout(Duration::from_secs(30))
+        .header("ttr-api-key", API_KEY)
+        .header("ttr-url", target_url);
+    for (k, v) in headers {
+        req = req.header(k.as_str(), v.as_str());
+    }
+    match req.send().await {
+        Err(_) => Attempt {
+            status: None,
+            id: None,
+            tag: None,
+            elapsed: started.elapsed(),
+        },
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let json: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
+            Attempt {
+                status: Some(status),
+                id: (status == 200)
+                    .then(|| json["triggerId"].as_str().map(str::to_owned))
+                    .flatten(),
+                tag: json["_tag"].as_str().map(str::to_owned),
+                elapsed: started.elapsed(),
+            }
+        }
+    }
+}
+
+/// Schedules `n` jobs with at most `concurrency` calls in flight, round-robin over `bases`.
+/// A call that gets no HTTP answer at all (its instance is gone) is made again on the next
+/// instance, as a client of a cluster would; the first attempt is then not reported.
+pub async fn schedule_many(
+    bases: &[String],
+    target_url: &str,
+    n: usize,
+    concurrency: usize,
+    headers: &[(&str, &str)],
+) -> Vec<Attempt> {
+    let bases: Arc<Vec<String>> = Arc::new(bases.to_vec());
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap();
+    let headers: Arc<Vec<(String, String)>> = Arc::new(
+        headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
+    let slots = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let permit = slots.clone().acquire_owned().await.unwrap();
+        let (client, headers) = (client.clone(), headers.clone());
+        let bases = bases.clone();
+        let target_url = target_url.to_owned();
+        tasks.spawn(async move {
+            let mut a =
+                schedule_once(&client, &bases[i % bases.len()], &target_url, &headers).await;
+            for other in 1..bases.len() {
+                if a.status.is_some() {
+                    break;
+                }
+                let base = &bases[(i + other) % bases.len()];
+                a = schedule_once(&client, base, &target_url, &headers).await;
+            }
+            drop(permit);
+            a
+        });
+    }
+    let mut out = Vec::with_capacity(n);
+    while let Some(done) = tasks.join_next().await {
+        out.push(done.unwrap());
+    }
+    out
+}
+
+/// How many times each `x-callback-id` arrived.
+pub fn deliveries_by_id(arrivals: &[Arrival]) -> HashMap<String, usize> {
+    let mut by_id = HashMap::new();
+    for a in arrivals {
+        if let Some(id) = a.header("x-callback-id") {
+            *by_id.entry(id.to_owned()).or_insert(0) += 1;
+        }
+    }
+    by_id
 }
