@@ -43,6 +43,9 @@
 //! | `GET, POST, PUT, PATCH, DELETE, HEAD /schedule` | 200 `ScheduleResult` and `ttr-trigger-id`, `ttr-scheduled-at`, `ttr-month-quota-remaining` headers |
 //! | `DELETE, GET, POST /cancel` (and `HEAD`, which axum serves as `GET`) | 204 |
 //! | `GET /health` | 200 `{"ok":true}`, or 503 when the store is unreachable |
+//! | `POST /declare` | 200 `{summary, operations}`: the declare-managed items made exactly the declared set |
+//! | `POST /bulk` | 200 `{summary, operations}`: cancels, then create-or-reschedule by key |
+//! | `GET /cron/next?expression&timezone&from&count` | 200 `{"times": [...]}`: the next fire times, as a generator fires them |
 //! | `POST /auth/signup`, `/auth/login`, `/auth/logout`; `GET /auth/me` | accounts and the `ttr_session` cookie |
 //! | `GET, POST /projects`; `GET, POST /keys`; `DELETE /keys/{id}` | the caller's projects and API keys |
 //! | `GET /jobs`, `GET /jobs/{id}`, `GET, POST /jobs/{id}/executions`, `GET /executions` | jobs, executions, replay |
@@ -50,7 +53,6 @@
 //!
 //! Dashboard routes take the session cookie or a `ttr-api-key` header (scoped to the key's
 //! project); see `docs/dashboard-api.md`.
-//! | `GET /cron/next?expression&timezone&from&count` | 200 `{"times": [...]}`: the next fire times, as a generator fires them |
 //!
 //! Unknown routes answer a JSON 404, a known route called with another method a JSON 405, and
 //! a handler panic a JSON 500. A body over [`HttpConfig::max_body_bytes`] is a 413, checked
@@ -68,6 +70,7 @@ mod extract;
 mod rate_limits;
 mod router;
 mod state;
+mod sync;
 mod triggers;
 
 pub use error::{ApiError, ErrorTag};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, OriginalUri, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, on, MethodFilter};
+use axum::routing::{get, on, post, MethodFilter};
 use axum::Router;
 use http::header::CONTENT_TYPE;
 use http::Method;
@@ -14,6 +14,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::cron::cron_next;
 use crate::error::{panic_response, ApiError, ErrorTag, APPLICATION_JSON};
 use crate::state::AppState;
+use crate::sync::{bulk, declare};
 use crate::triggers::{cancel, schedule};
 
 /// The router of the TimeTriggers API, with `state` applied.
@@ -38,6 +39,8 @@ pub fn router(state: AppState) -> Router {
         .route("/cancel", on(cancel_methods, cancel))
         .route("/health", get(health))
         .route("/cron/next", get(cron_next))
+        .route("/declare", post(declare))
+        .route("/bulk", post(bulk))
         .merge(crate::dashboard::routes())
         .merge(crate::rate_limits::routes())
         .with_state(Arc::new(state));

@@ -9,3 +9,4 @@ mod dashboard;
 mod generators;
 mod routes;
 mod schedule;
+mod sync;

@@ -1,0 +1,193 @@
+//! `POST /declare` and `POST /bulk` (API.md §2), translated onto the service.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use serde::Serialize;
+use serde_json::Value;
+use timetriggers_core::{BulkSelector, JobDeclaration, JobId, SyncOperation, SyncOutcome};
+
+use crate::error::ApiError;
+use crate::extract::{read_body, required_header};
+use crate::state::AppState;
+use crate::ApiJson;
+
+#[derive(Serialize)]
+pub(crate) struct SyncResponse {
+    summary: Summary,
+    operations: Vec<Operation>,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    unchanged: usize,
+    added: usize,
+    skipped: usize,
+    updated: usize,
+    cancelled: usize,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Operation {
+    operation: &'static str,
+    custom_key: Option<String>,
+    kind: &'static str,
+    id: String,
+    changed_fields: Option<Vec<String>>,
+}
+
+impl From<SyncOutcome> for SyncResponse {
+    fn from(o: SyncOutcome) -> Self {
+        SyncResponse {
+            summary: Summary {
+                unchanged: o.count(SyncOperation::Unchanged),
+                added: o.count(SyncOperation::Added),
+                skipped: o.count(SyncOperation::Skipped),
+                updated: o.count(SyncOperation::Updated),
+                cancelled: o.count(SyncOperation::Cancelled),
+            },
+            operations: o
+                .operations
+                .into_iter()
+                .map(|l| Operation {
+                    operation: l.operation.as_str(),
+                    custom_key: l.custom_key,
+                    kind: l.kind.as_str(),
+                    id: l.id.into_string(),
+                    changed_fields: l.changed_fields,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Reads the key and a JSON body (decode errors first, as on `/schedule`).
+async fn key_and_json(state: &AppState, request: Request) -> Result<(String, Value), ApiError> {
+    let (parts, body) = request.into_parts();
+    let body = read_body(&parts.headers, body, state.config.max_body_bytes).await?;
+    let key = required_header(&parts.headers, "ttr-api-key")?.into_owned();
+    let value = serde_json::from_slice::<Value>(&body)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
+    Ok((key, value))
+}
+
+fn declarations(field: &str, value: Value) -> Result<Vec<JobDeclaration>, ApiError> {
+    let Value::Array(items) = value else {
+        return Err(ApiError::bad_request(format!("{field} must be an array")));
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            serde_json::from_value::<JobDeclaration>(v)
+                .map_err(|e| ApiError::bad_request(format!("{field}[{i}]: {e}")))
+        })
+        .collect()
+}
+
+fn run_missed(value: Option<Value>) -> Result<Option<bool>, ApiError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(b)),
+        Some(_) => Err(ApiError::bad_request(
+            "runMissed must be true, false or null",
+        )),
+    }
+}
+
+/// `POST /declare`: a JSON array of declarations, or `{"jobs": [...], "runMissed": bool}`.
+pub(crate) async fn declare(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+) -> Result<ApiJson<SyncResponse>, ApiError> {
+    let (key, value) = key_and_json(&state, request).await?;
+    let (jobs, missed) = match value {
+        Value::Array(_) => (declarations("jobs", value)?, None),
+        Value::Object(mut map) => {
+            if let Some(unknown) = map.keys().find(|k| *k != "jobs" && *k != "runMissed") {
+                return Err(ApiError::bad_request(format!("unknown field {unknown:?}")));
+            }
+            let jobs = map
+                .remove("jobs")
+                .ok_or_else(|| ApiError::bad_request("missing field jobs"))?;
+            (
+                declarations("jobs", jobs)?,
+                run_missed(map.remove("runMissed"))?,
+            )
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "the body must be an array of declarations or {\"jobs\": [...]}",
+            ))
+        }
+    };
+    let auth = state.service.authenticate(&key).await?;
+    let done = state
+        .service
+        .declare(&auth.project_id, jobs, missed)
+        .await?;
+    Ok(ApiJson(done.into()))
+}
+
+/// `POST /bulk`: `{runMissed?, upserts?, cancels?}`.
+pub(crate) async fn bulk(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+) -> Result<ApiJson<SyncResponse>, ApiError> {
+    let (key, value) = key_and_json(&state, request).await?;
+    let Value::Object(mut map) = value else {
+        return Err(ApiError::bad_request(
+            "the body must be an object {runMissed?, upserts?, cancels?}",
+        ));
+    };
+    if let Some(unknown) = map
+        .keys()
+        .find(|k| !matches!(k.as_str(), "runMissed" | "upserts" | "cancels"))
+    {
+        return Err(ApiError::bad_request(format!("unknown field {unknown:?}")));
+    }
+    let missed = run_missed(map.remove("runMissed"))?;
+    let upserts = match map.remove("upserts") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(v) => declarations("upserts", v)?,
+    };
+    let cancels = match map.remove("cancels") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| selector(i, v))
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => return Err(ApiError::bad_request("cancels must be an array")),
+    };
+    let auth = state.service.authenticate(&key).await?;
+    let done = state
+        .service
+        .bulk(&auth.project_id, cancels, upserts, missed)
+        .await?;
+    Ok(ApiJson(done.into()))
+}
+
+fn selector(i: usize, v: Value) -> Result<BulkSelector, ApiError> {
+    let bad = || {
+        ApiError::bad_request(format!(
+            "cancels[{i}] must be a string, {{\"customKey\"}}, {{\"id\"}} or {{\"tag\"}}"
+        ))
+    };
+    match v {
+        Value::String(s) => Ok(BulkSelector::Bare(s)),
+        Value::Object(map) if map.len() == 1 => {
+            let Some((k, Value::String(s))) = map.into_iter().next() else {
+                return Err(bad());
+            };
+            match k.as_str() {
+                "customKey" => Ok(BulkSelector::CustomKey(s)),
+                "id" => Ok(BulkSelector::Id(JobId::new(s))),
+                "tag" => Ok(BulkSelector::Tag(s)),
+                _ => Err(bad()),
+            }
+        }
+        _ => Err(bad()),
+    }
+}
