@@ -379,7 +379,11 @@ impl Store for PgStore {
     }
 
     async fn update_rate_limit(&self, update: UpdateRateLimit) -> StoreResult<RateLimit> {
-        rate_limits::update(&self.inner.pool, update).await
+        let now = update.now;
+        let updated = rate_limits::update(&self.inner.pool, update).await?;
+        // Jobs the rule held back are due again at once; any instance may take them.
+        self.inner.notifier.due(now, now);
+        Ok(updated)
     }
 
     async fn delete_rate_limit(
@@ -388,6 +392,8 @@ impl Store for PgStore {
         id: &RateLimitId,
         now: Timestamp,
     ) -> StoreResult<()> {
-        rate_limits::delete(&self.inner.pool, project_id, id, now).await
+        rate_limits::delete(&self.inner.pool, project_id, id, now).await?;
+        self.inner.notifier.due(now, now);
+        Ok(())
     }
 }
