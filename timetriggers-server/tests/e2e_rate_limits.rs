@@ -1,6 +1,8 @@
-//! End to end: a per-tag rate limit on the real server binary (temporary SQLite file) with a
-//! real target on 127.0.0.1. The rule is created through `/rate-limits` with the bootstrap API
-//! key, ten immediate jobs carry the tag, and the target sees them at most two per second.
+//! End to end: a per-tag rate limit on the real server binary with a real target on
+//! 127.0.0.1, on a temporary SQLite file and on PostgreSQL with two server instances sharing
+//! the database (from `TIMETRIGGERS_TEST_DATABASE_URL`, as `./scripts/test.sh` provides). The
+//! rule is created through `/rate-limits` with the bootstrap API key, ten immediate jobs carry
+//! the tag, and the target sees them at most two per second.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -10,6 +12,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::*;
+use timetriggers_store_postgres::testing::TestDatabase;
 
 const TAG: &str = "e2e-limited";
 const PATH: &str = "/limited";
@@ -47,25 +50,40 @@ async fn dashboard(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tag_limited_to_two_per_second_is_delivered_two_per_second() {
     let dir = tempfile::tempdir().unwrap();
-    let target = Target::start().await;
     let server = Server::start(&dir.path().join("rl.db"));
+    two_per_second(&[&server]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_two_instances_together_keep_a_tag_to_two_per_second() {
+    let db = TestDatabase::create().await;
+    let a = Server::start_on(db.url(), &[]);
+    let b = Server::start_on(db.url(), &[]);
+    two_per_second(&[&a, &b]).await;
+}
+
+/// Creates the rule on the first server, schedules ten tagged jobs alternately on each, and
+/// checks the arrivals and the dashboard.
+async fn two_per_second(servers: &[&Server]) {
+    let target = Target::start().await;
+    let server = servers[0];
 
     let rule = dashboard(
-        &server,
+        server,
         reqwest::Method::POST,
         "/rate-limits",
         Some(json!({"tag": TAG, "maxPerSecond": 2})),
     )
     .await;
     assert_eq!(rule["maxPerSecond"], 2);
-    let listed = dashboard(&server, reqwest::Method::GET, "/rate-limits", None).await;
+    let listed = dashboard(server, reqwest::Method::GET, "/rate-limits", None).await;
     assert_eq!(listed, json!([rule]));
 
     let mut ids = Vec::new();
     for i in 0..10 {
         let title = format!("limited {i}");
         let (status, body) = schedule(
-            &server,
+            servers[i % servers.len()],
             &target.url(PATH),
             &[("ttr-tags", TAG), ("ttr-title", title.as_str())],
             Vec::new(),
@@ -93,7 +111,7 @@ async fn a_tag_limited_to_two_per_second_is_delivered_two_per_second() {
     }
 
     // The delayed ones show why on the dashboard, and none started before its release.
-    let page = dashboard(&server, reqwest::Method::GET, "/jobs?limit=50", None).await;
+    let page = dashboard(server, reqwest::Method::GET, "/jobs?limit=50", None).await;
     let jobs: Vec<&Value> = page["jobs"]
         .as_array()
         .unwrap()
