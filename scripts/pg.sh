@@ -11,6 +11,9 @@
 #   ./scripts/pg.sh down     # stop the server but keep its data (to simulate an outage)
 #   ./scripts/pg.sh up       # start it again on the same port and data after `down`
 #
+# TIMETRIGGERS_PG_DURABLE=1 keeps PostgreSQL's durable defaults (fsync, synchronous commits),
+# for benchmarks whose numbers should resemble production's.
+#
 # State (the data directory, the port) is kept in $TIMETRIGGERS_PG_STATE, by default
 # ${TMPDIR:-/tmp}/timetriggers-pg-$UID.state: point it elsewhere to run several at once.
 #
@@ -85,8 +88,10 @@ running() {
   as_owner "$PGSH_BIN/pg_ctl" -D "$PGSH_DIR/data" status >/dev/null 2>&1
 }
 
-settings="-c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
--c full_page_writes=off -c max_connections=300 -c shared_buffers=256MB"
+settings="-c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_buffers=256MB"
+if [[ "${TIMETRIGGERS_PG_DURABLE:-0}" != 1 ]]; then
+  settings="$settings -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+fi
 
 server_start() {
   # -w waits until it accepts connections.

@@ -4,12 +4,29 @@
 #
 #   ./scripts/test.sh
 #
-# Later: when TIMETRIGGERS_TEST_DATABASE_URL is unset, a throwaway PostgreSQL is started with
-# scripts/pg.sh so the PostgreSQL tests always run.
+# The PostgreSQL tests (the conformance suite on PostgreSQL, tests/postgres.rs, the server's
+# pg_cluster and pg_outage end-to-end tests) use the server named by
+# TIMETRIGGERS_TEST_DATABASE_URL. When it is unset, this script starts a throwaway PostgreSQL
+# with scripts/pg.sh (installing the Debian package if needed) and stops it on exit, so they
+# always run: without a database they fail, they are never skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
+
+if [[ -z "${TIMETRIGGERS_TEST_DATABASE_URL:-}" ]]; then
+  step "throwaway PostgreSQL (scripts/pg.sh)"
+  pg_state_dir="$(mktemp -d "${TMPDIR:-/tmp}/timetriggers-test-pg.XXXXXX")"
+  export TIMETRIGGERS_PG_STATE="$pg_state_dir/pg.state"
+  stop_pg() {
+    ./scripts/pg.sh stop || true
+    rm -rf "$pg_state_dir"
+  }
+  trap stop_pg EXIT
+  TIMETRIGGERS_TEST_DATABASE_URL="$(./scripts/pg.sh start)"
+  export TIMETRIGGERS_TEST_DATABASE_URL
+  echo "TIMETRIGGERS_TEST_DATABASE_URL=$TIMETRIGGERS_TEST_DATABASE_URL"
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

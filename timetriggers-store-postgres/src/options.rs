@@ -19,11 +19,13 @@ pub struct PgStoreOptions {
     /// missing. Lower-case letters, digits and `_`, starting with a letter or `_`, at most 50
     /// characters. Default [`DEFAULT_SCHEMA`].
     pub schema: String,
-    /// Most pooled connections (default 16). The LISTEN connection is extra.
+    /// Most pooled connections (default 16; the URL parameter `max_connections` overrides it).
+    /// The LISTEN connection is extra.
     pub max_connections: u32,
     /// How long a call waits for a pooled connection before it fails with
-    /// [`timetriggers_core::StoreError::Unavailable`] (default 3 s): while the database is
-    /// down, the API answers 503 after at most this long.
+    /// [`timetriggers_core::StoreError::Unavailable`] (default 3 s; the URL parameter
+    /// `acquire_timeout`, in seconds, overrides it): while the database is down, the API
+    /// answers 503 after at most this long.
     pub acquire_timeout: Duration,
     /// A job (or retry) due sooner than this after it is scheduled is announced to the other
     /// instances with a NOTIFY; later ones are found by their regular look at the next due
@@ -97,6 +99,49 @@ pub(crate) fn check_schema(schema: &str) -> StoreResult<()> {
     }
 }
 
+/// The store's own URL parameters, taken off the URL before sqlx parses it: `max_connections`
+/// (pool size) and `acquire_timeout` (seconds, may be fractional). They override `options`.
+/// Returns the URL without them.
+pub(crate) fn take_store_params(url: &str, options: &mut PgStoreOptions) -> StoreResult<String> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok(url.to_owned());
+    };
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "max_connections" => {
+                let n: u32 = value.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                    config(format!(
+                        "max_connections={value:?} in the PostgreSQL URL: expected a whole number \
+                         of at least 1"
+                    ))
+                })?;
+                options.max_connections = n;
+            }
+            "acquire_timeout" => {
+                let secs: f64 = value
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s > 0.0 && *s <= 3600.0)
+                    .ok_or_else(|| {
+                        config(format!(
+                            "acquire_timeout={value:?} in the PostgreSQL URL: expected seconds, \
+                             more than 0 and at most 3600"
+                        ))
+                    })?;
+                options.acquire_timeout = Duration::from_secs_f64(secs);
+            }
+            _ => kept.push(pair),
+        }
+    }
+    Ok(if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    })
+}
+
 /// Parses a `postgres://` / `postgresql://` URL and puts `schema` alone on the search path of
 /// every connection (a startup parameter: no extra round trip).
 pub(crate) fn connect_options(url: &str, schema: &str) -> StoreResult<PgConnectOptions> {
@@ -167,6 +212,39 @@ mod tests {
             redact("postgres://u:secret@h:1/d"),
             "postgres://…@h:1/d".to_owned()
         );
+    }
+
+    #[test]
+    fn pool_settings_come_off_the_url() {
+        let mut o = PgStoreOptions::default();
+        let url = take_store_params(
+            "postgres://h/db?sslmode=disable&max_connections=32&acquire_timeout=1.5",
+            &mut o,
+        )
+        .unwrap();
+        assert_eq!(url, "postgres://h/db?sslmode=disable");
+        assert_eq!(o.max_connections, 32);
+        assert_eq!(o.acquire_timeout, Duration::from_millis(1_500));
+        let mut o = PgStoreOptions::default();
+        assert_eq!(
+            take_store_params("postgres://h/db?max_connections=4", &mut o).unwrap(),
+            "postgres://h/db"
+        );
+        assert_eq!(
+            take_store_params("postgres://h/db", &mut o).unwrap(),
+            "postgres://h/db"
+        );
+        for bad in [
+            "max_connections=0",
+            "max_connections=x",
+            "acquire_timeout=-1",
+        ] {
+            let err = take_store_params(&format!("postgres://u:secret@h/db?{bad}"), &mut o)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(bad.split('=').next().unwrap()), "{err}");
+            assert!(!err.contains("secret"), "{err}");
+        }
     }
 
     #[test]

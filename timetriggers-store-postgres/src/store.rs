@@ -17,7 +17,7 @@ use timetriggers_core::{
 
 use crate::error::{from_migrate, from_sqlx};
 use crate::notify::{spawn_listener, ListenerHandle, Notifier};
-use crate::options::{connect_options, PgStoreOptions};
+use crate::options::{connect_options, take_store_params, PgStoreOptions};
 use crate::{accounts, dashboard, engine, generators, projects, rate_limits, sync, triggers};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -60,9 +60,10 @@ impl fmt::Debug for PgStore {
 }
 
 impl PgStore {
-    /// Connects to `url` (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`, any parameter sqlx
-    /// understands, e.g. `?sslmode=require`), creates the schema `timetriggers` if it is
-    /// missing and runs the migrations in it. Must be called inside a tokio runtime.
+    /// Connects to `url` (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`, with any parameter
+    /// sqlx understands, e.g. `?sslmode=require`, and the store's own `max_connections=N` and
+    /// `acquire_timeout=SECONDS`), creates the schema `timetriggers` if it is missing and runs
+    /// the migrations in it. Must be called inside a tokio runtime.
     pub async fn connect(url: &str) -> StoreResult<PgStore> {
         PgStore::connect_with(url, PgStoreOptions::default()).await
     }
@@ -74,8 +75,9 @@ impl PgStore {
     }
 
     /// Connects with explicit [`PgStoreOptions`].
-    pub async fn connect_with(url: &str, options: PgStoreOptions) -> StoreResult<PgStore> {
-        let connect = connect_options(url, &options.schema)?;
+    pub async fn connect_with(url: &str, mut options: PgStoreOptions) -> StoreResult<PgStore> {
+        let url = take_store_params(url, &mut options)?;
+        let connect = connect_options(&url, &options.schema)?;
         migrate(&connect, &options.schema).await?;
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
@@ -379,11 +381,7 @@ impl Store for PgStore {
     }
 
     async fn update_rate_limit(&self, update: UpdateRateLimit) -> StoreResult<RateLimit> {
-        let now = update.now;
-        let updated = rate_limits::update(&self.inner.pool, update).await?;
-        // Jobs the rule held back are due again at once; any instance may take them.
-        self.inner.notifier.due(now, now);
-        Ok(updated)
+        rate_limits::update(&self.inner.pool, update).await
     }
 
     async fn delete_rate_limit(
@@ -392,8 +390,6 @@ impl Store for PgStore {
         id: &RateLimitId,
         now: Timestamp,
     ) -> StoreResult<()> {
-        rate_limits::delete(&self.inner.pool, project_id, id, now).await?;
-        self.inner.notifier.due(now, now);
-        Ok(())
+        rate_limits::delete(&self.inner.pool, project_id, id, now).await
     }
 }
