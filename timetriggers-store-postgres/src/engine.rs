@@ -33,30 +33,34 @@ use crate::triggers::random_shard;
 ///   occurrence to its project (`$5` the month, `$6` the shard).
 pub(crate) const CLAIM: &str = "WITH picked AS MATERIALIZED ( \
          SELECT e.id, j.generator_id, \
-             (e.attempt_number = 1 AND e.triggered_by = 'scheduler') AS first \
+             (j.generator_id IS NOT NULL AND e.attempt_number = 1 \
+                 AND e.triggered_by = 'scheduler' \
+                 AND EXISTS (SELECT 1 FROM generators g WHERE g.id = j.generator_id)) \
+                 AS needs_generator \
          FROM executions e JOIN jobs j ON j.id = e.job_id \
          WHERE e.status = 'planned' AND e.due_at <= $1 \
          ORDER BY e.due_at, e.planned_at, e.id LIMIT $2 \
          FOR NO KEY UPDATE OF e, j SKIP LOCKED), \
      gens AS MATERIALIZED ( \
          SELECT g.id FROM generators g \
-         WHERE g.id IN (SELECT generator_id FROM picked WHERE first) \
+         WHERE g.id = ANY(ARRAY(SELECT generator_id FROM picked WHERE needs_generator)) \
          FOR NO KEY UPDATE SKIP LOCKED), \
      started AS ( \
          UPDATE executions e \
          SET status = 'started', started_at = $1, worker = $3, \
              lease_until = $1 + j.timeout_ms + $4 \
-         FROM picked p, jobs j \
-         WHERE e.id = p.id AND j.id = e.job_id \
-             AND (p.generator_id IS NULL OR NOT p.first \
-                 OR p.generator_id IN (SELECT id FROM gens) \
-                 OR NOT EXISTS (SELECT 1 FROM generators g WHERE g.id = p.generator_id)) \
+         FROM jobs j \
+         WHERE e.id = ANY(ARRAY( \
+                 SELECT p.id FROM picked p \
+                 WHERE NOT p.needs_generator \
+                     OR p.generator_id = ANY(ARRAY(SELECT id FROM gens)))) \
+             AND j.id = e.job_id \
          RETURNING e.id, e.job_id, e.project_id, e.attempt_number, e.triggered_by, \
              e.planned_at, e.due_at), \
      running AS ( \
          UPDATE jobs j \
          SET status = 'running', queued_at = COALESCE(j.queued_at, $1), started_at = $1 \
-         FROM started s WHERE j.id = s.job_id \
+         WHERE j.id = ANY(ARRAY(SELECT job_id FROM started)) \
          RETURNING j.id, j.method, j.url, j.headers, j.body, j.max_attempts, j.timeout_ms, \
              j.generator_id, j.scheduled_at), \
      fired AS ( \
@@ -86,15 +90,17 @@ pub(crate) const NEXT_DUE: &str =
 /// - `locked` locks the executions that are still `started`, in id order, so that two
 ///   instances completing overlapping batches (an outcome racing the recovery of its expired
 ///   lease) queue instead of deadlocking; an execution that is no longer `started` is left
-///   untouched (fencing).
-/// - `done` writes the outcomes, `retried` plans the next attempts, and the final update moves
-///   the jobs on: `queued` when retried, else `completed`, with the latest outcome copied.
-pub(crate) const COMPLETE: &str = "WITH input AS ( \
-         SELECT * FROM unnest($1::text[], $2::int8[], $3::int4[], $4::text[], $5::bytea[], \
-             $6::int8[], $7::text[], $8::text[], $9::int4[], $10::int8[]) \
-         AS t(id, completed_at, response_status, response_headers, response_body, \
-             response_size, error_message, retry_id, retry_attempt, retry_due)), \
-     locked AS MATERIALIZED ( \
+///   untouched (fencing). `done` waits for it (the `COUNT(*)` is a one-time filter evaluated
+///   before the update reads anything).
+/// - `done` writes the outcomes, looking each execution up by primary key from the unnested
+///   input, `retried` plans the next attempts, and the final update moves the jobs on:
+///   `queued` when retried, else `completed`, with the latest outcome copied.
+///
+/// Both statements here hand row sets from one CTE to the next as `= ANY(ARRAY(…))` or as a
+/// function scan, never as a join against a CTE scan: the planner cannot estimate CTE sizes,
+/// and a join against one degenerates into a nested loop over the whole batch, or a hash of
+/// the whole table, when batches are large.
+pub(crate) const COMPLETE: &str = "WITH locked AS MATERIALIZED ( \
          SELECT e.id FROM executions e \
          WHERE e.id = ANY($1::text[]) AND e.status = 'started' \
          ORDER BY e.id FOR NO KEY UPDATE), \
@@ -104,22 +110,25 @@ pub(crate) const COMPLETE: &str = "WITH input AS ( \
              response_status = i.response_status, \
              response_headers = i.response_headers::jsonb, response_body = i.response_body, \
              response_size = i.response_size, error_message = i.error_message \
-         FROM input i JOIN locked l ON l.id = i.id \
-         WHERE e.id = i.id AND e.status = 'started' \
-         RETURNING e.id, e.job_id, e.project_id, e.attempt_number), \
+         FROM unnest($1::text[], $2::int8[], $3::int4[], $4::text[], $5::bytea[], \
+             $6::int8[], $7::text[], $8::text[], $9::int4[], $10::int8[]) \
+             AS i(id, completed_at, response_status, response_headers, response_body, \
+                 response_size, error_message, retry_id, retry_attempt, retry_due) \
+         WHERE e.id = i.id AND e.status = 'started' AND (SELECT COUNT(*) FROM locked) >= 0 \
+         RETURNING e.id, e.job_id, e.project_id, e.attempt_number, i.completed_at, \
+             i.response_status, i.error_message, i.retry_id, i.retry_attempt, i.retry_due), \
      retried AS ( \
          INSERT INTO executions (id, job_id, project_id, attempt_number, triggered_by, status, \
              planned_at, due_at) \
-         SELECT i.retry_id, d.job_id, d.project_id, i.retry_attempt, 'retry', 'planned', \
-             i.retry_due, i.retry_due \
-         FROM done d JOIN input i ON i.id = d.id \
-         WHERE i.retry_id IS NOT NULL) \
+         SELECT retry_id, job_id, project_id, retry_attempt, 'retry', 'planned', retry_due, \
+             retry_due \
+         FROM done WHERE retry_id IS NOT NULL) \
      UPDATE jobs j \
-     SET status = CASE WHEN i.retry_id IS NULL THEN 'completed' ELSE 'queued' END, \
-         completed_at = CASE WHEN i.retry_id IS NULL THEN i.completed_at ELSE j.completed_at END, \
-         last_attempt = d.attempt_number, last_status = i.response_status, \
-         last_error = i.error_message \
-     FROM done d JOIN input i ON i.id = d.id \
+     SET status = CASE WHEN d.retry_id IS NULL THEN 'completed' ELSE 'queued' END, \
+         completed_at = CASE WHEN d.retry_id IS NULL THEN d.completed_at ELSE j.completed_at END, \
+         last_attempt = d.attempt_number, last_status = d.response_status, \
+         last_error = d.error_message \
+     FROM done d \
      WHERE j.id = d.job_id";
 
 /// [`timetriggers_core::Store::claim_due`]: one statement whatever the batch size.
