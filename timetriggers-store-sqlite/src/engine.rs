@@ -306,33 +306,15 @@ pub(crate) async fn next_due_at(pool: &SqlitePool) -> StoreResult<Option<Timesta
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sqlx::sqlite::SqliteConnectOptions;
-    use sqlx::{ConnectOptions, Connection};
+    use sqlx::Connection;
 
-    use crate::SqliteStore;
-
-    async fn plan(conn: &mut SqliteConnection, sql: &str) -> String {
-        let rows: Vec<(i64, i64, i64, String)> =
-            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
-                .fetch_all(&mut *conn)
-                .await
-                .unwrap();
-        rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
-    }
+    use crate::plan_test::{explainer, plan};
 
     /// Claims, next_due_at and lease recovery seek partial indexes, so a million far-future
     /// jobs cost them nothing.
     #[tokio::test]
     async fn engine_queries_use_the_partial_indexes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("plan.db");
-        let store = SqliteStore::open(&path).await.unwrap();
-        let mut conn = SqliteConnectOptions::new()
-            .filename(&path)
-            .read_only(true)
-            .connect()
-            .await
-            .unwrap();
+        let (_dir, store, mut conn) = explainer().await;
 
         let claim = plan(&mut conn, CLAIM_EXECUTIONS).await;
         assert!(claim.contains("executions_planned_due"), "{claim}");

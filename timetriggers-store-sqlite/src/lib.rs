@@ -59,6 +59,8 @@ mod error;
 mod generators;
 mod lock;
 mod options;
+#[cfg(test)]
+mod plan_test;
 mod projects;
 mod rate_limits;
 mod rows;

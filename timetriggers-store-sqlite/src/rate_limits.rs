@@ -461,33 +461,15 @@ async fn hold(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sqlx::sqlite::SqliteConnectOptions;
-    use sqlx::{ConnectOptions, Connection};
+    use sqlx::Connection;
 
-    use crate::SqliteStore;
-
-    async fn plan(conn: &mut SqliteConnection, sql: &str) -> String {
-        let rows: Vec<(i64, i64, i64, String)> =
-            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
-                .fetch_all(&mut *conn)
-                .await
-                .unwrap();
-        rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
-    }
+    use crate::plan_test::{explainer, plan};
 
     /// Candidates come in claim order straight from the planned-due index, the usage count is
     /// one covering-index seek, and re-checking held jobs seeks its partial index.
     #[tokio::test]
     async fn rate_limit_queries_seek_their_indexes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("plan.db");
-        let store = SqliteStore::open(&path).await.unwrap();
-        let mut conn = SqliteConnectOptions::new()
-            .filename(&path)
-            .read_only(true)
-            .connect()
-            .await
-            .unwrap();
+        let (_dir, store, mut conn) = explainer().await;
 
         let candidates = plan(&mut conn, CANDIDATES).await;
         assert!(
