@@ -216,11 +216,25 @@ pub(crate) fn random_shard() -> i16 {
 // ---- upsert -----------------------------------------------------------------------------------
 
 /// [`timetriggers_core::Store::upsert_trigger`]: one transaction, committed only when the
-/// upsert is accepted (a refusal changes nothing).
+/// upsert is accepted (a refusal changes nothing). The most common call, a new one-off job
+/// without id or key in a project with an unlimited quota, is one statement instead.
 pub(crate) async fn upsert(
     pool: &PgPool,
     req: &UpsertTrigger,
 ) -> StoreResult<Result<Upserted, Refusal>> {
+    if let (None, None, TriggerSchedule::Once { at, skip }) =
+        (&req.trigger_id, &req.custom_key, &req.definition.schedule)
+    {
+        if create_unlimited(pool, req, *at, *skip).await? {
+            return Ok(Ok(Upserted {
+                id: req.new_job_id.clone(),
+                operation: UpsertOperation::Schedule,
+                kind: JobKind::Job,
+                scheduled_at: *at,
+                month_quota_remaining: None,
+            }));
+        }
+    }
     let mut tx = pool.begin().await.map_err(from_sqlx)?;
     let result = upsert_in(&mut tx, req).await?;
     match result {
@@ -323,6 +337,61 @@ pub(crate) async fn apply(
             (id, UpsertOperation::Reschedule, first)
         }
     })
+}
+
+/// Creates a one-off job without key (and its planned execution unless skipped) and charges
+/// one unit, in one statement, if the project exists and its quota is unlimited: with neither
+/// id nor key, [`plan_upsert`] always creates, and an unlimited quota refuses nothing. `false`
+/// (nothing written) otherwise; the caller then takes the general path.
+async fn create_unlimited(
+    pool: &PgPool,
+    req: &UpsertTrigger,
+    at: Timestamp,
+    skip: bool,
+) -> StoreResult<bool> {
+    let def = &req.definition;
+    let created: i64 = sqlx::query_scalar(
+        "WITH project AS ( \
+             SELECT id FROM projects WHERE id = $2 AND month_quota IS NULL), \
+         job AS ( \
+             INSERT INTO jobs (id, project_id, custom_key, title, status, scheduled_at, method, \
+                 url, headers, body, tags, max_attempts, timeout_ms, origin, registered_at) \
+             SELECT $1, project.id, NULL, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 \
+             FROM project \
+             RETURNING id, project_id), \
+         planned AS ( \
+             INSERT INTO executions (id, job_id, project_id, attempt_number, triggered_by, \
+                 status, planned_at, due_at) \
+             SELECT $15, job.id, job.project_id, 1, 'scheduler', 'planned', $5, $5 FROM job \
+             WHERE $16), \
+         charged AS ( \
+             INSERT INTO quota_usage (project_id, month, shard, used) \
+             SELECT job.project_id, $17, $18, 1 FROM job \
+             ON CONFLICT (project_id, month, shard) DO UPDATE SET used = quota_usage.used + 1) \
+         SELECT COUNT(*) FROM job",
+    )
+    .bind(req.new_job_id.as_str())
+    .bind(req.project_id.as_str())
+    .bind(def.title.as_deref())
+    .bind(status_for(skip).as_str())
+    .bind(ms(at))
+    .bind(&def.request.method)
+    .bind(&def.request.url)
+    .bind(Json(&def.request.headers))
+    .bind(def.request.body.as_ref())
+    .bind(&def.tags)
+    .bind(int4(def.options.max_attempts))
+    .bind(duration_ms(def.options.timeout))
+    .bind(req.origin.as_str())
+    .bind(ms(req.now))
+    .bind(req.new_execution_id.as_str())
+    .bind(!skip)
+    .bind(req.now.month_key())
+    .bind(random_shard())
+    .fetch_one(pool)
+    .await
+    .map_err(from_sqlx)?;
+    Ok(created == 1)
 }
 
 /// Deletes a registered job (and, by cascade, its planned execution) so that its id can become
