@@ -122,12 +122,21 @@ async fn postgres_survivor_delivers_the_work_of_a_killed_instance() {
         .await
     });
 
-    // Kill one instance in the middle of the run: scheduling and delivery are both under way.
+    // Kill one instance in the middle of the run: scheduling and delivery are both under way,
+    // and it has deliveries in flight (else there would be nothing to recover).
     target
         .wait_until(WAIT, "a quarter of the jobs to arrive", |got| {
             got.len() >= JOBS / 4
         })
         .await;
+    let a_pid = a.pid();
+    wait_for_census(
+        db.url(),
+        WAIT,
+        "deliveries in flight on the instance to kill",
+        |c| c.started_by_process(a_pid) > 0,
+    )
+    .await;
     a.kill9();
     let killed_after = target.arrivals().len();
 

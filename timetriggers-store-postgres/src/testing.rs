@@ -196,6 +196,9 @@ pub struct Census {
     pub executions: BTreeMap<String, i64>,
     /// Executions finished as interrupted (their instance died or their lease ran out).
     pub interrupted: i64,
+    /// `started` executions by the worker (engine) that claimed them; an engine's worker id
+    /// starts with its process id and `-`.
+    pub started_by: BTreeMap<String, i64>,
 }
 
 impl Census {
@@ -207,6 +210,16 @@ impl Census {
     /// Executions in `status`.
     pub fn executions_in(&self, status: &str) -> i64 {
         self.executions.get(status).copied().unwrap_or(0)
+    }
+
+    /// `started` executions claimed by the engine of process `pid`.
+    pub fn started_by_process(&self, pid: u32) -> i64 {
+        let prefix = format!("{pid}-");
+        self.started_by
+            .iter()
+            .filter(|(worker, _)| worker.starts_with(&prefix))
+            .map(|(_, n)| n)
+            .sum()
     }
 }
 
@@ -233,11 +246,19 @@ pub async fn census(url: &str, schema: Option<&str>) -> StoreResult<Census> {
     .fetch_one(&mut conn)
     .await
     .map_err(from_sqlx)?;
+    let started_by: Vec<(String, i64)> = sqlx::query_as(&format!(
+        "SELECT COALESCE(worker, ''), COUNT(*) FROM \"{schema}\".executions \
+         WHERE status = 'started' GROUP BY 1"
+    ))
+    .fetch_all(&mut conn)
+    .await
+    .map_err(from_sqlx)?;
     let _ = conn.close().await;
     Ok(Census {
         jobs: jobs.into_iter().collect(),
         executions: executions.into_iter().collect(),
         interrupted,
+        started_by: started_by.into_iter().collect(),
     })
 }
 

@@ -284,6 +284,11 @@ impl Server {
         }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL, no chance to clean up.
     pub fn kill9(mut self) {
         let _ = self.child.kill();
