@@ -196,7 +196,12 @@ impl ApiError {
             }
             next = cause.source();
         }
-        tracing::error!(tag = self.tag.as_str(), error = %chain, "request failed");
+        if self.tag == ErrorTag::Unavailable {
+            // An outage answers every request with 503: one line each, not an error storm.
+            tracing::warn!(error = %chain, "store unavailable");
+        } else {
+            tracing::error!(tag = self.tag.as_str(), error = %chain, "request failed");
+        }
     }
 }
 

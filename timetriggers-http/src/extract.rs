@@ -47,7 +47,20 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
+        if !is_json(req.headers()) {
+            return Err(ApiError::bad_request(
+                "expected a JSON body with content-type: application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(ErrorTag::PayloadTooLarge, rejection.body_text())
+            } else {
+                ApiError::bad_request(rejection.body_text())
+            }
+        })?;
+        reject_nul_escapes(&bytes)?;
+        match Json::<T>::from_bytes(&bytes) {
             Ok(Json(value)) => Ok(ApiJson(value)),
             Err(rejection) => Err(rejection.into()),
         }
@@ -65,6 +78,41 @@ impl<T: Serialize> IntoResponse for ApiJson<T> {
             .into_response(),
         }
     }
+}
+
+/// Whether the request says its body is JSON (`application/json` or `application/*+json`).
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// 400 for a JSON text holding an escaped NUL character (`\u0000`): no stored text may
+/// contain one (PostgreSQL refuses them), so it is refused at the door for every backend.
+pub(crate) fn reject_nul_escapes(json: &[u8]) -> Result<(), ApiError> {
+    let mut i = 0;
+    while let Some(&b) = json.get(i) {
+        if b == b'\\' {
+            if json.get(i + 1) == Some(&b'u') && json.get(i + 2..i + 6) == Some(b"0000") {
+                return Err(ApiError::bad_request(
+                    "strings must not contain NUL characters (\\u0000)",
+                ));
+            }
+            // Skip the escaped character: an escaped backslash followed by `u0000` is text.
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    Ok(())
 }
 
 /// Reads the whole body, refusing with 413 one over `limit` bytes: up front from
@@ -230,6 +278,15 @@ mod tests {
         headers.insert(CONTENT_LENGTH, HeaderValue::from_static("6"));
         let err = read_body(&headers, Body::empty(), 5).await.unwrap_err();
         assert_eq!(err.tag(), ErrorTag::PayloadTooLarge);
+    }
+
+    #[test]
+    fn escaped_nul_characters_are_refused_but_escaped_backslashes_are_not() {
+        assert!(reject_nul_escapes(br#"{"a":"x\u0000y"}"#).is_err());
+        assert!(reject_nul_escapes(br#"{"a\u0000":1}"#).is_err());
+        assert!(reject_nul_escapes(br#"{"a":"x\\u0000y"}"#).is_ok());
+        assert!(reject_nul_escapes(br#"{"a":"x\u0001y\\"}"#).is_ok());
+        assert!(reject_nul_escapes(br#"{"a":"\\\u0000"}"#).is_err());
     }
 
     #[test]

@@ -53,8 +53,28 @@ pub(crate) fn with_contract_layers(routes: Router, max_body_bytes: usize) -> Rou
     routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(refuse_nul_in_uri))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(CatchPanicLayer::custom(panic_response))
+}
+
+/// 400 for a path or query string carrying an encoded NUL (`%00`): no id, key or filter may
+/// contain one (PostgreSQL refuses them in text), so it is refused for every backend.
+async fn refuse_nul_in_uri(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let uri = request.uri();
+    let has_nul = |s: &str| {
+        s.as_bytes()
+            .windows(3)
+            .any(|w| w.eq_ignore_ascii_case(b"%00"))
+    };
+    if has_nul(uri.path()) || uri.query().is_some_and(has_nul) {
+        return ApiError::bad_request("ids, keys and query values must not contain NUL (%00)")
+            .into_response();
+    }
+    next.run(request).await
 }
 
 const HEALTHY: &[u8] = br#"{"ok":true}"#;

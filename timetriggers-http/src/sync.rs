@@ -8,7 +8,7 @@ use serde_json::Value;
 use timetriggers_core::{BulkSelector, JobDeclaration, JobId, SyncOperation, SyncOutcome};
 
 use crate::error::ApiError;
-use crate::extract::{read_body, required_header};
+use crate::extract::{read_body, reject_nul_escapes, required_header};
 use crate::state::AppState;
 use crate::ApiJson;
 
@@ -67,6 +67,7 @@ async fn key_and_json(state: &AppState, request: Request) -> Result<(String, Val
     let (parts, body) = request.into_parts();
     let body = read_body(&parts.headers, body, state.config.max_body_bytes).await?;
     let key = required_header(&parts.headers, "ttr-api-key")?.into_owned();
+    reject_nul_escapes(&body)?;
     let value = serde_json::from_slice::<Value>(&body)
         .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
     Ok((key, value))

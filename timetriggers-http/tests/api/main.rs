@@ -7,6 +7,7 @@ mod cancel;
 mod common;
 mod dashboard;
 mod generators;
+mod hostile;
 mod routes;
 mod schedule;
 mod sync;
