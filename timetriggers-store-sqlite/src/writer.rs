@@ -345,11 +345,12 @@ mod tests {
             tokio::spawn(async move { w.write(f).await })
         };
         let a = spawn(Box::new(insert(1)));
-        // Writes a row, then fails: the row must go with it.
+        // Writes a row, then fails (whatever order the three land in the queue): the row must
+        // go with it.
         let b = spawn(Box::new(|conn: &mut SqliteConnection| {
             async move {
                 insert(2)(conn).await?;
-                insert(1)(conn).await
+                insert(2)(conn).await
             }
             .boxed()
         }));
