@@ -38,10 +38,13 @@ step "cargo test (workspace)"
 cargo test --workspace --no-fail-fast
 
 step "load tool smoke run (debug build)"
-cargo build -p timetriggers-server -p example-loadtest -p example-embedded
+cargo build -p timetriggers-server -p example-loadtest -p example-embedded -p example-axum-mount \
+  -p example-custom-dispatcher
 ./target/debug/example-loadtest --smoke --server-bin ./target/debug/timetriggers-server
 
 step "examples"
 ./target/debug/example-embedded
+./target/debug/example-axum-mount
+./target/debug/example-custom-dispatcher
 
 step "all checks passed"
