@@ -10,9 +10,9 @@ use serde::Deserialize;
 use crate::error::Error;
 use crate::ids::{ExecutionId, JobId, ProjectId};
 use crate::lifecycle::ItemState;
-use crate::model::{DeliveryOptions, GeneratorStatus, HttpRequest, JobKind, JobStatus};
+use crate::model::{DeliveryOptions, GeneratorStatus, HttpRequest, JobKind, JobStatus, Origin};
 use crate::request::{ScheduleRequest, When};
-use crate::store::{TriggerDefinition, TriggerSchedule};
+use crate::store::{TriggerDefinition, TriggerSchedule, UpsertTrigger};
 use crate::time::Timestamp;
 
 /// One declared trigger, as `/declare` and `/bulk` take it (`JobDeclaration`).
@@ -84,6 +84,62 @@ impl DeclareItem {
             self.definition.schedule,
             TriggerSchedule::Once { skip: true, .. }
         )
+    }
+
+    /// When it fires if applied (`None` for a skipped record).
+    pub fn due_at(&self) -> Option<Timestamp> {
+        (!self.is_skip()).then(|| self.definition.schedule.fire_at())
+    }
+
+    /// The create-or-reschedule a store applies for it (`id` names the item it updates).
+    pub fn upsert(
+        &self,
+        project_id: &ProjectId,
+        id: Option<JobId>,
+        origin: Origin,
+        now: Timestamp,
+    ) -> UpsertTrigger {
+        UpsertTrigger {
+            project_id: project_id.clone(),
+            trigger_id: id,
+            custom_key: self.custom_key.clone(),
+            definition: self.definition.clone(),
+            origin,
+            new_job_id: self.new_job_id.clone(),
+            new_execution_id: self.new_execution_id.clone(),
+            now,
+        }
+    }
+
+    /// Its result line once `operation` (added or updated) was applied: a past one-off not to
+    /// run is reported `skipped` (and names no changed fields).
+    pub fn applied(
+        &self,
+        operation: SyncOperation,
+        id: JobId,
+        changed: Option<Vec<&str>>,
+    ) -> SyncResult {
+        if self.is_skip() {
+            self.result(SyncOperation::Skipped, id, None)
+        } else {
+            self.result(operation, id, changed)
+        }
+    }
+
+    /// A result line about this item.
+    pub fn result(
+        &self,
+        operation: SyncOperation,
+        id: JobId,
+        changed: Option<Vec<&str>>,
+    ) -> SyncResult {
+        SyncResult {
+            operation,
+            custom_key: self.custom_key.clone(),
+            kind: self.kind(),
+            id,
+            changed_fields: changed.map(|c| c.into_iter().map(str::to_owned).collect()),
+        }
     }
 }
 

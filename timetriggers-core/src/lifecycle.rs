@@ -181,6 +181,14 @@ impl ItemState {
         )
     }
 
+    /// The pending state of an item of `kind`: a `registered` job or an active generator.
+    pub fn pending(kind: JobKind) -> Self {
+        match kind {
+            JobKind::Job => ItemState::Job(JobStatus::Registered),
+            JobKind::Generator => ItemState::Generator(GeneratorStatus::Active),
+        }
+    }
+
     /// The kind of item.
     pub fn kind(self) -> JobKind {
         match self {

@@ -334,11 +334,7 @@ impl TimeTriggers {
     }
 
     fn fire_times(items: &[DeclareItem]) -> Option<Timestamp> {
-        items
-            .iter()
-            .filter(|i| !i.is_skip())
-            .map(|i| i.definition.schedule.fire_at())
-            .min()
+        items.iter().filter_map(DeclareItem::due_at).min()
     }
 
     fn wake_for(&self, earliest: Option<Timestamp>) {

@@ -13,8 +13,7 @@ use timetriggers_core::declare::{billable, plan_bulk_upserts, plan_declare};
 use timetriggers_core::{
     BulkSelector, BulkSync, DeclareItem, DeclareSync, FoundItem, GeneratorStatus, ItemState, JobId,
     JobKind, JobStatus, ManagedItem, Origin, ProjectId, Refusal, StoreError, StoreResult,
-    SyncOperation, SyncOutcome, SyncResult, SyncStep, Timestamp, TriggerSchedule, UpsertPlan,
-    UpsertTrigger,
+    SyncOperation, SyncOutcome, SyncResult, SyncStep, Timestamp, UpsertPlan,
 };
 
 use crate::error::from_sqlx;
@@ -354,34 +353,18 @@ async fn apply_step(
     origin: Origin,
     now: Timestamp,
 ) -> StoreResult<(SyncResult, Option<Timestamp>)> {
-    let line = |operation, item: &DeclareItem, id: JobId, changed: Option<Vec<&str>>| SyncResult {
-        operation,
-        custom_key: item.custom_key.clone(),
-        kind: item.kind(),
-        id,
-        changed_fields: changed.map(|c| c.into_iter().map(str::to_owned).collect()),
-    };
     let item_at = |index: usize| {
         items
             .get(index)
             .ok_or_else(|| StoreError::corrupt(format!("sync step names item {index}")))
     };
-    let due = |item: &DeclareItem| match item.definition.schedule {
-        TriggerSchedule::Once { skip: true, .. } => None,
-        ref schedule => Some(schedule.fire_at()),
-    };
     Ok(match step {
         SyncStep::Add { index } => {
             let item = item_at(index)?;
-            let req = upsert_for(project, item, None, origin, now);
+            let req = item.upsert(project, None, origin, now);
             let (id, _, _) = triggers::apply(conn, &req, UpsertPlan::Create, None).await?;
             record_spec(conn, &id, item).await?;
-            let op = if item.is_skip() {
-                SyncOperation::Skipped
-            } else {
-                SyncOperation::Added
-            };
-            (line(op, item, id, None), due(item))
+            (item.applied(SyncOperation::Added, id, None), item.due_at())
         }
         SyncStep::Update {
             index,
@@ -390,24 +373,20 @@ async fn apply_step(
             changed,
         } => {
             let item = item_at(index)?;
-            let req = upsert_for(project, item, Some(id.clone()), origin, now);
+            let req = item.upsert(project, Some(id.clone()), origin, now);
             triggers::apply(conn, &req, UpsertPlan::Update(id.clone()), Some(existing)).await?;
             record_spec(conn, &id, item).await?;
-            if item.is_skip() {
-                (line(SyncOperation::Skipped, item, id, None), None)
-            } else {
-                (
-                    line(SyncOperation::Updated, item, id, Some(changed)),
-                    due(item),
-                )
-            }
+            (
+                item.applied(SyncOperation::Updated, id, Some(changed)),
+                item.due_at(),
+            )
         }
         SyncStep::Unchanged { index, id } => (
-            line(SyncOperation::Unchanged, item_at(index)?, id, None),
+            item_at(index)?.result(SyncOperation::Unchanged, id, None),
             None,
         ),
         SyncStep::Skip { index, id } => (
-            line(SyncOperation::Skipped, item_at(index)?, id, None),
+            item_at(index)?.result(SyncOperation::Skipped, id, None),
             None,
         ),
         SyncStep::Cancel {
@@ -415,13 +394,9 @@ async fn apply_step(
             kind,
             custom_key,
         } => {
-            let state = match kind {
-                JobKind::Job => ItemState::Job(JobStatus::Registered),
-                JobKind::Generator => ItemState::Generator(GeneratorStatus::Active),
-            };
             let item = FoundItem {
                 id: id.clone(),
-                state,
+                state: ItemState::pending(kind),
             };
             triggers::cancel_item(conn, &item, now).await?;
             let result = SyncResult {
@@ -434,25 +409,6 @@ async fn apply_step(
             (result, None)
         }
     })
-}
-
-fn upsert_for(
-    project: &ProjectId,
-    item: &DeclareItem,
-    id: Option<JobId>,
-    origin: Origin,
-    now: Timestamp,
-) -> UpsertTrigger {
-    UpsertTrigger {
-        project_id: project.clone(),
-        trigger_id: id,
-        custom_key: item.custom_key.clone(),
-        definition: item.definition.clone(),
-        origin,
-        new_job_id: item.new_job_id.clone(),
-        new_execution_id: item.new_execution_id.clone(),
-        now,
-    }
 }
 
 /// Keeps the declared `scheduledAt` for the next sync's comparison.

@@ -7,11 +7,11 @@ use timetriggers_core::declare::{billable, plan_bulk_upserts, plan_declare};
 use timetriggers_core::{
     BulkSelector, BulkSync, DeclareItem, DeclareSync, FoundItem, GeneratorStatus, ItemState, JobId,
     JobKind, ManagedItem, Origin, ProjectId, Refusal, StoreResult, SyncOperation, SyncOutcome,
-    SyncResult, SyncStep, Timestamp, UpsertPlan, UpsertTrigger,
+    SyncResult, SyncStep, Timestamp, UpsertPlan,
 };
 
 use crate::error::from_sqlx;
-use crate::rows::{self, id_list, ms};
+use crate::rows::{self, id_list};
 use crate::triggers;
 
 const MANAGED_JOB_COLUMNS: &str = "id, status, custom_key, spec, title, method, url, headers, \
@@ -300,13 +300,6 @@ async fn apply_step(
     origin: Origin,
     now: Timestamp,
 ) -> StoreResult<SyncResult> {
-    let line = |operation, item: &DeclareItem, id: JobId, changed: Option<Vec<&str>>| SyncResult {
-        operation,
-        custom_key: item.custom_key.clone(),
-        kind: item.kind(),
-        id,
-        changed_fields: changed.map(|c| c.into_iter().map(str::to_owned).collect()),
-    };
     let item_at = |index: usize| {
         items.get(index).ok_or_else(|| {
             timetriggers_core::StoreError::corrupt(format!("sync step names item {index}"))
@@ -315,15 +308,10 @@ async fn apply_step(
     Ok(match step {
         SyncStep::Add { index } => {
             let item = item_at(index)?;
-            let req = upsert_for(project, item, None, origin, now);
+            let req = item.upsert(project, None, origin, now);
             let (id, _, _) = triggers::apply(conn, &req, UpsertPlan::Create, None).await?;
             record_spec(conn, &id, item).await?;
-            let op = if item.is_skip() {
-                SyncOperation::Skipped
-            } else {
-                SyncOperation::Added
-            };
-            line(op, item, id, None)
+            item.applied(SyncOperation::Added, id, None)
         }
         SyncStep::Update {
             index,
@@ -332,31 +320,23 @@ async fn apply_step(
             changed,
         } => {
             let item = item_at(index)?;
-            let req = upsert_for(project, item, Some(id.clone()), origin, now);
+            let req = item.upsert(project, Some(id.clone()), origin, now);
             triggers::apply(conn, &req, UpsertPlan::Update(id.clone()), Some(existing)).await?;
             record_spec(conn, &id, item).await?;
-            if item.is_skip() {
-                line(SyncOperation::Skipped, item, id, None)
-            } else {
-                line(SyncOperation::Updated, item, id, Some(changed))
-            }
+            item.applied(SyncOperation::Updated, id, Some(changed))
         }
         SyncStep::Unchanged { index, id } => {
-            line(SyncOperation::Unchanged, item_at(index)?, id, None)
+            item_at(index)?.result(SyncOperation::Unchanged, id, None)
         }
-        SyncStep::Skip { index, id } => line(SyncOperation::Skipped, item_at(index)?, id, None),
+        SyncStep::Skip { index, id } => item_at(index)?.result(SyncOperation::Skipped, id, None),
         SyncStep::Cancel {
             id,
             kind,
             custom_key,
         } => {
-            let state = match kind {
-                JobKind::Job => ItemState::Job(timetriggers_core::JobStatus::Registered),
-                JobKind::Generator => ItemState::Generator(GeneratorStatus::Active),
-            };
             let item = FoundItem {
                 id: id.clone(),
-                state,
+                state: ItemState::pending(kind),
             };
             triggers::cancel_item(conn, &item, now).await?;
             SyncResult {
@@ -368,25 +348,6 @@ async fn apply_step(
             }
         }
     })
-}
-
-fn upsert_for(
-    project: &ProjectId,
-    item: &DeclareItem,
-    id: Option<JobId>,
-    origin: Origin,
-    now: Timestamp,
-) -> UpsertTrigger {
-    UpsertTrigger {
-        project_id: project.clone(),
-        trigger_id: id,
-        custom_key: item.custom_key.clone(),
-        definition: item.definition.clone(),
-        origin,
-        new_job_id: item.new_job_id.clone(),
-        new_execution_id: item.new_execution_id.clone(),
-        now,
-    }
 }
 
 /// Keeps the declared `scheduledAt` for the next sync's comparison.
@@ -405,6 +366,5 @@ async fn record_spec(
         .execute(&mut *conn)
         .await
         .map_err(from_sqlx)?;
-    let _ = ms;
     Ok(())
 }
