@@ -652,7 +652,7 @@ impl Dashboard<'_> {
         let store = self.service.store();
         let keys = store.list_api_keys(&self.caller.scope(None)?).await?;
         let key = keys.iter().find(|k| &k.id == id).ok_or_else(not_found)?;
-        match store.delete_api_key(&key.project_id, id).await {
+        match self.service.delete_api_key(&key.project_id, id).await {
             Ok(()) => Ok(()),
             Err(StoreError::NotFound) => Err(not_found()),
             Err(e) => Err(e.into()),

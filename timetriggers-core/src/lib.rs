@@ -42,6 +42,7 @@ mod dispatch;
 mod engine;
 mod error;
 mod ids;
+mod key_cache;
 pub mod lifecycle;
 mod model;
 mod rate_limits;
@@ -71,6 +72,7 @@ pub use dispatch::{
 pub use engine::{Engine, EngineConfig, EngineSignal, INTERRUPTED};
 pub use error::Error;
 pub use ids::{random_secret, ApiKeyId, ExecutionId, JobId, ProjectId, RateLimitId, UserId};
+pub use key_cache::API_KEY_CACHE_TTL;
 pub use lifecycle::{FoundItem, ItemState, Refusal, UpsertPlan};
 pub use model::{
     ApiKey, AuthenticatedKey, DeliveryOptions, Execution, ExecutionJob, ExecutionListing,

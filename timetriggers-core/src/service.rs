@@ -13,6 +13,7 @@ use crate::declare::{
 use crate::engine::EngineSignal;
 use crate::error::Error;
 use crate::ids::{random_secret, ApiKeyId, ExecutionId, JobId, ProjectId};
+use crate::key_cache::{ApiKeyCache, API_KEY_CACHE_TTL};
 use crate::model::{ApiKey, AuthenticatedKey, Execution, Job, MonthQuota, Origin, Project};
 use crate::request::{ScheduleRequest, When};
 use crate::rules::cron::{parse_timezone, CronExpr};
@@ -60,6 +61,7 @@ pub struct TimeTriggers {
     clock: Arc<dyn Clock>,
     signal: Arc<EngineSignal>,
     config: ServiceConfig,
+    keys: Arc<ApiKeyCache>,
 }
 
 impl fmt::Debug for TimeTriggers {
@@ -168,6 +170,7 @@ impl TimeTriggers {
             clock,
             signal,
             config,
+            keys: Arc::new(ApiKeyCache::new(API_KEY_CACHE_TTL)),
         }
     }
 
@@ -196,15 +199,37 @@ impl TimeTriggers {
         Ok(self.store.ping().await?)
     }
 
-    /// Resolves an API key to its project; 401 if unknown or deleted.
+    /// Resolves an API key to its project; 401 if unknown or deleted. Keys are remembered
+    /// for [`crate::API_KEY_CACHE_TTL`]: a key deleted through this service is refused at once,
+    /// one deleted through another instance sharing the store within that time.
     pub async fn authenticate(&self, api_key: &str) -> Result<AuthenticatedKey, Error> {
         if api_key.is_empty() || api_key.len() > 256 {
             return Err(Error::Unauthorized("invalid API key".into()));
         }
-        self.store
-            .find_api_key(&hash_api_key(api_key))
+        let hash = hash_api_key(api_key);
+        if let Some(key) = self.keys.get(&hash) {
+            return Ok(key);
+        }
+        let key = self
+            .store
+            .find_api_key(&hash)
             .await?
-            .ok_or_else(|| Error::Unauthorized("invalid API key".into()))
+            .ok_or_else(|| Error::Unauthorized("invalid API key".into()))?;
+        self.keys.insert(hash, key.clone());
+        Ok(key)
+    }
+
+    /// Deletes an API key; it is refused from the next call on.
+    pub(crate) async fn delete_api_key(
+        &self,
+        project_id: &ProjectId,
+        id: &ApiKeyId,
+    ) -> Result<(), crate::store::StoreError> {
+        // Forget it before and after: a concurrent authenticate may re-read it in between.
+        self.keys.forget(id);
+        let deleted = self.store.delete_api_key(project_id, id).await;
+        self.keys.forget(id);
+        deleted
     }
 
     /// Creates or reschedules a trigger (the table of API.md §2).
