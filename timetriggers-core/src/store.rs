@@ -356,7 +356,8 @@ pub enum StaleScope {
 }
 
 /// Persistence for TimeTriggers. Object-safe, so a server can hold `Arc<dyn Store>` chosen at
-/// run time. A backend proves itself by passing [`crate::testing`]'s conformance suite.
+/// run time. A backend proves itself by passing the conformance suite in
+/// `timetriggers_core::testing` (feature `testing`; see `docs/writing-a-store.md`).
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug {
