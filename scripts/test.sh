@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The one test command: formatting, lints, every test (unit, conformance, router, end to end),
-# and a smoke run of the load tool so it never rots.
+# The one test command: formatting, lints, docs, every test (unit, conformance, router, end to
+# end), a smoke run of the load tool so it never rots, and the examples.
 #
 #   ./scripts/test.sh
 #
@@ -34,17 +34,21 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "cargo doc (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
 step "cargo test (workspace)"
 cargo test --workspace --no-fail-fast
 
 step "load tool smoke run (debug build)"
 cargo build -p timetriggers-server -p example-loadtest -p example-embedded -p example-axum-mount \
-  -p example-custom-dispatcher
+  -p example-custom-dispatcher -p example-custom-store
 ./target/debug/example-loadtest --smoke --server-bin ./target/debug/timetriggers-server
 
 step "examples"
 ./target/debug/example-embedded
 ./target/debug/example-axum-mount
 ./target/debug/example-custom-dispatcher
+./target/debug/example-custom-store
 
 step "all checks passed"
