@@ -3,19 +3,37 @@
 //! [`SqliteStore`] implements [`timetriggers_core::Store`] on one SQLite file, for a single
 //! server process that owns its data.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), timetriggers_core::StoreError> {
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
-//! use timetriggers_core::Store;
+//! use timetriggers_core::{
+//!     EngineSignal, ScheduleRequest, ServiceConfig, Store, SystemClock, TimeTriggers, Timestamp,
+//! };
 //! use timetriggers_store_sqlite::SqliteStore;
 //!
-//! // Creates the file if missing and runs the migrations.
-//! let store = SqliteStore::connect("sqlite://timetriggers.db").await?;
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("timetriggers.db");
+//! // Creates the file if missing, runs the migrations and takes the file's lock.
+//! let store = SqliteStore::connect(&format!("sqlite://{}", path.display())).await?;
 //! store.ping().await?;
+//! assert!(store.is_exclusive());
+//!
+//! // The service (and the engine, not started here) take it as `Arc<dyn Store>`.
 //! let shared: Arc<dyn Store> = Arc::new(store.clone());
-//! # drop(shared);
-//! // ... hand `shared` to the engine and the service ...
+//! let signal = Arc::new(EngineSignal::new()); // `engine.signal()` when an engine runs
+//! let service = TimeTriggers::new(shared, Arc::new(SystemClock), signal, ServiceConfig::default());
+//! let project = service.create_project("docs").await?;
+//! let in_an_hour = Timestamp::from_millis(service.now().as_millis() + 3_600_000);
+//! let request = ScheduleRequest::new("POST", "https://example.com/hook").at(in_an_hour);
+//! let job = service.schedule(&project.id, request).await?;
+//!
+//! // `close` commits what is queued and releases the lock; every `Ok` was already on disk.
 //! store.close().await;
+//! let reopened = SqliteStore::open(&path).await?;
+//! let stored = reopened.get_job(&project.id, &job.id).await?.ok_or("the job is gone")?;
+//! assert_eq!(stored.scheduled_at, in_an_hour);
+//! reopened.close().await;
 //! # Ok(()) }
 //! ```
 //!
