@@ -5,21 +5,53 @@
 //! instance that dies has its in-flight executions recovered by the others when their leases
 //! expire, and a job scheduled through one instance wakes the others at once.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! This example needs a server, so it runs against the one named by
+//! `TIMETRIGGERS_TEST_DATABASE_URL` (`./scripts/test.sh` starts one) in a schema of its own,
+//! and returns at once, printing a note, when the variable is unset: `cargo test --doc` then
+//! checks that it compiles and no more. (The crate's own tests fail without a server; they are
+//! never skipped.)
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
-//! use timetriggers_core::{Engine, EngineConfig, HttpDispatcher, HttpDispatcherConfig, Store, SystemClock};
+//! use timetriggers_core::{
+//!     Engine, EngineConfig, HttpDispatcher, HttpDispatcherConfig, ScheduleRequest, ServiceConfig,
+//!     Store, SystemClock, TimeTriggers, Timestamp,
+//! };
 //! use timetriggers_store_postgres::PgStore;
 //!
-//! // Creates the schema `timetriggers` if missing and runs the migrations in it.
-//! let store = PgStore::connect("postgres://tt:secret@localhost:5432/tt").await?;
+//! let url = match std::env::var("TIMETRIGGERS_TEST_DATABASE_URL") {
+//!     Ok(url) if !url.trim().is_empty() => url,
+//!     _ => {
+//!         println!("TIMETRIGGERS_TEST_DATABASE_URL is unset: no PostgreSQL to run against");
+//!         return Ok(());
+//!     }
+//! };
+//! // `PgStore::connect(&url)` creates the schema `timetriggers` if missing and runs the
+//! // migrations in it; this example uses a schema of its own.
+//! let schema = format!("timetriggers_doc_{}", std::process::id());
+//! let store = PgStore::connect_with_schema(&url, &schema).await?;
 //! store.ping().await?;
+//! assert!(!store.is_exclusive(), "several instances may share the database");
+//!
 //! let shared: Arc<dyn Store> = Arc::new(store.clone());
+//! let clock = Arc::new(SystemClock);
 //! let dispatcher = Arc::new(HttpDispatcher::new(HttpDispatcherConfig::default())?);
-//! let engine = Engine::new(shared, dispatcher, Arc::new(SystemClock), EngineConfig::default());
+//! let engine = Engine::new(shared.clone(), dispatcher, clock.clone(), EngineConfig::default());
 //! // Wake this engine when another instance schedules something due soon.
-//! let _listener = store.spawn_listener(engine.signal());
-//! // ... run the engine and hand the store to the service ...
+//! let listener = store.spawn_listener(engine.signal());
+//! let service = TimeTriggers::new(shared, clock, engine.signal(), ServiceConfig::default());
+//!
+//! let project = service.create_project("docs").await?;
+//! let in_an_hour = Timestamp::from_millis(service.now().as_millis() + 3_600_000);
+//! let request = ScheduleRequest::new("POST", "https://example.com/hook").at(in_an_hour);
+//! let job = service.schedule(&project.id, request).await?;
+//! assert_eq!(store.next_due_at().await?, Some(in_an_hour));
+//! assert_eq!(service.get_job(&project.id, &job.id).await?.scheduled_at, in_an_hour);
+//!
+//! listener.stop();
+//! # sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE")).execute(store.pool()).await?;
 //! store.close().await;
 //! # Ok(()) }
 //! ```
