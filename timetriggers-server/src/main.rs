@@ -1,5 +1,25 @@
 //! The TimeTriggers reference server: serves the HTTP API of API.md and runs the delivery
-//! engine in one process. See `docs/configuration.md` for every setting.
+//! engine in one process. Every setting is in `docs/configuration.md`; running it (SQLite or
+//! PostgreSQL, backups, upgrades, crashes, shutdown, health checks) in `docs/operations.md`.
+//!
+//! ```text
+//! cargo run --release -p timetriggers-server            # http://127.0.0.1:8080 on ./timetriggers.db
+//! cargo run --release -p timetriggers-server -- --help  # every flag, with its TIMETRIGGERS_* variable
+//!
+//! TIMETRIGGERS_DATABASE_URL=postgres://tt:secret@db.internal:5432/tt \
+//! TIMETRIGGERS_LISTEN=0.0.0.0:8080 \
+//!   ./target/release/timetriggers-server                # one of several instances on one database
+//! ```
+//!
+//! At start it opens the store named by the database URL (`sqlite:` or `postgres:`; the
+//! migrations run then), makes sure the project `default` exists (printing its new API key once
+//! when it creates it, unless `TIMETRIGGERS_BOOTSTRAP_API_KEY` names the key), prints
+//! `listening on http://ADDR` and serves. On SIGTERM or Ctrl-C it stops taking requests, lets
+//! in-flight deliveries finish for up to `TIMETRIGGERS_SHUTDOWN_GRACE_SECS` (30 s), records
+//! their outcomes and exits. Logs go to stderr, filtered by `RUST_LOG` (default `info`).
+//!
+//! The crate is a binary only: applications embed `timetriggers-core` and `timetriggers-http`
+//! instead (see `examples/`).
 
 mod config;
 
