@@ -17,6 +17,7 @@ use crate::time::Timestamp;
 
 /// One declared trigger, as `/declare` and `/bulk` take it (`JobDeclaration`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JobDeclaration {
     /// The caller's key.
@@ -538,6 +539,7 @@ pub struct BulkSync {
 
 /// The operation names of a sync result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(rename_all = "lowercase"))]
 pub enum SyncOperation {
     /// Nothing to do.
     Unchanged,

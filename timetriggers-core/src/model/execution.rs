@@ -4,6 +4,7 @@ use crate::time::Timestamp;
 
 /// The execution lifecycle: `planned` → `started` → `complete`, or `planned` → `cancelled`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(rename_all = "lowercase"))]
 pub enum ExecutionStatus {
     /// Waiting for its time.
     Planned,
@@ -17,6 +18,7 @@ pub enum ExecutionStatus {
 
 /// Why an execution exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(rename_all = "lowercase"))]
 pub enum TriggeredBy {
     /// The first attempt, at the job's time.
     Scheduler,

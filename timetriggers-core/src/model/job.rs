@@ -7,6 +7,7 @@ use crate::time::Timestamp;
 
 /// The job lifecycle (API.md §5). Transitions are checked in [`crate::lifecycle`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(rename_all = "lowercase"))]
 pub enum JobStatus {
     /// Waiting for its time (or for a rate limit to open).
     Registered,
@@ -24,6 +25,7 @@ pub enum JobStatus {
 
 /// Whether a trigger id names a one-off job or a recurring generator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(rename_all = "lowercase"))]
 pub enum JobKind {
     /// A one-off job.
     Job,
@@ -33,6 +35,7 @@ pub enum JobKind {
 
 /// A generator's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(rename_all = "lowercase"))]
 pub enum GeneratorStatus {
     /// Producing occurrences.
     Active,
