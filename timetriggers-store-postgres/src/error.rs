@@ -46,6 +46,10 @@ fn is_transient(code: &str) -> bool {
         )
 }
 
+/// The store was closed (its background task stopped).
+pub(crate) fn closed() -> StoreError {
+    StoreError::Unavailable("the PostgreSQL store is closed".into())
+}
 /// Maps a migration failure.
 pub(crate) fn from_migrate(e: sqlx::migrate::MigrateError) -> StoreError {
     match e {

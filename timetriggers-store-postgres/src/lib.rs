@@ -93,6 +93,7 @@
 #![warn(missing_docs)]
 
 mod accounts;
+mod batch;
 mod dashboard;
 mod engine;
 mod error;

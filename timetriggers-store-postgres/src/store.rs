@@ -15,6 +15,7 @@ use timetriggers_core::{
     TriggerSchedule, UpdateRateLimit, UpsertTrigger, Upserted, User, UserCredentials, UserId,
 };
 
+use crate::batch::Batcher;
 use crate::error::{from_migrate, from_sqlx};
 use crate::notify::{spawn_listener, ListenerHandle, Notifier};
 use crate::options::{connect_options, take_store_params, PgStoreOptions};
@@ -25,6 +26,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// The advisory lock held while a schema is created and migrated, so that instances starting
 /// together migrate one after the other.
 const MIGRATE_LOCK_CLASS: i32 = 0x7474_6d67; // "ttmg"
+
+/// A pooled connection idle this long is pinged before use (it may have been cut meanwhile).
+const IDLE_BEFORE_PING: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A [`Store`] on PostgreSQL, shared by any number of server instances. Cheap to clone:
 /// clones share the pool.
@@ -41,6 +45,7 @@ struct Inner {
     connect: PgConnectOptions,
     options: PgStoreOptions,
     notifier: Arc<Notifier>,
+    batcher: Batcher,
 }
 
 impl Drop for Inner {
@@ -83,10 +88,19 @@ impl PgStore {
             .max_connections(options.max_connections.max(1))
             .min_connections(0)
             .acquire_timeout(options.acquire_timeout)
-            // A pooled connection may have been cut by a server restart while it was idle: the
-            // ping before each use finds out, so that the call gets a fresh connection instead
-            // of an error.
-            .test_before_acquire(true)
+            // A pooled connection may have been cut by a server restart while it was idle: a
+            // ping before using a connection that sat idle finds out, so that the call gets a
+            // fresh connection instead of an error. Connections in steady use skip the ping (a
+            // round trip per statement otherwise).
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for < IDLE_BEFORE_PING {
+                        return Ok(true);
+                    }
+                    Ok(conn.ping().await.is_ok())
+                })
+            })
             .connect_with(connect.clone())
             .await
             .map_err(from_sqlx)?;
@@ -96,6 +110,7 @@ impl PgStore {
             options.notify_min_gap,
         );
         notifier.spawn(pool.clone());
+        let batcher = Batcher::spawn(pool.clone());
         tracing::debug!(schema = %options.schema, "PostgreSQL store open");
         Ok(PgStore {
             inner: Arc::new(Inner {
@@ -103,6 +118,7 @@ impl PgStore {
                 connect,
                 options,
                 notifier,
+                batcher,
             }),
         })
     }
@@ -211,7 +227,7 @@ impl Store for PgStore {
     }
 
     async fn upsert_trigger(&self, req: UpsertTrigger) -> StoreResult<Result<Upserted, Refusal>> {
-        let done = triggers::upsert(&self.inner.pool, &req).await?;
+        let done = triggers::upsert(&self.inner.pool, &self.inner.batcher, &req).await?;
         if let Ok(upserted) = &done {
             // Committed: tell the other instances if it is due soon (see `notify`).
             let planned = !matches!(

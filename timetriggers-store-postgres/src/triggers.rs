@@ -15,6 +15,7 @@ use timetriggers_core::{
     UpsertPlan, UpsertTrigger, Upserted,
 };
 
+use crate::batch::{Batcher, Created};
 use crate::error::from_sqlx;
 use crate::generators;
 use crate::rows::{self, duration_ms, int4, ms, EXECUTION_COLUMNS, GENERATOR_JOIN, JOB_COLUMNS};
@@ -220,12 +221,18 @@ pub(crate) fn random_shard() -> i16 {
 /// without id or key in a project with an unlimited quota, is one statement instead.
 pub(crate) async fn upsert(
     pool: &PgPool,
+    batcher: &Batcher,
     req: &UpsertTrigger,
 ) -> StoreResult<Result<Upserted, Refusal>> {
     if let (None, None, TriggerSchedule::Once { at, skip }) =
         (&req.trigger_id, &req.custom_key, &req.definition.schedule)
     {
-        if create_unlimited(pool, req, *at, *skip).await? {
+        let created = match batcher.create(req, *at, *skip).await? {
+            Created::Yes => true,
+            Created::NotEligible => false,
+            Created::Retry => create_unlimited(pool, req, *at, *skip).await?,
+        };
+        if created {
             return Ok(Ok(Upserted {
                 id: req.new_job_id.clone(),
                 operation: UpsertOperation::Schedule,
@@ -407,7 +414,7 @@ async fn remove_job(conn: &mut PgConnection, id: &JobId) -> StoreResult<Option<S
     key.ok_or(StoreError::NotFound)
 }
 
-fn status_for(skip: bool) -> JobStatus {
+pub(crate) fn status_for(skip: bool) -> JobStatus {
     if skip {
         JobStatus::Skipped
     } else {

@@ -130,6 +130,89 @@ async fn a_finite_quota_is_exact_under_concurrency() {
     c.drop_schema().await;
 }
 
+/// Keyless one-off jobs arriving together are inserted many per statement (the store's group
+/// commit): each keeps its own fields, a skipped one gets no planned execution, every job is
+/// charged exactly once, and a project with a quota still takes the exact, per-job path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_keyless_jobs_are_batched_and_keep_their_fields() {
+    let c = Cluster::new(1).await;
+    let store = c.stores[0].clone();
+    let unlimited = project(&store, MonthQuota::Unlimited).await;
+    let limited = project(&store, MonthQuota::Limited(5)).await;
+    let n = 300usize;
+    let calls = (0..n).map(|i| {
+        let store = store.clone();
+        let p = if i % 10 == 0 {
+            limited.id.clone()
+        } else {
+            unlimited.id.clone()
+        };
+        tokio::spawn(async move {
+            let mut def = definition(&format!("https://example.com/b/{i}"), at(60_000 + i as i64));
+            def.title = (i % 2 == 0).then(|| format!("title {i}"));
+            def.tags = (0..i % 4).map(|t| format!("tag-{i}-{t}")).collect();
+            def.request.headers = vec![("x-n".into(), i.to_string())];
+            def.request.body = bytes::Bytes::from(vec![i as u8, 0, 255]);
+            if i % 7 == 3 {
+                def.schedule = timetriggers_core::TriggerSchedule::Once {
+                    at: at(60_000),
+                    skip: true,
+                };
+            }
+            let done = store
+                .upsert_trigger(upsert(&p, None, None, def.clone(), T0))
+                .await;
+            (i, p, def, done.unwrap())
+        })
+    });
+    let results: Vec<_> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let mut accepted_unlimited = 0;
+    let mut accepted_limited = 0;
+    for (i, p, def, done) in &results {
+        let Ok(up) = done else {
+            assert_eq!(p, &limited.id, "job {i}: only the limited project refuses");
+            assert_eq!(done.as_ref().unwrap_err(), &Refusal::QuotaExceeded);
+            continue;
+        };
+        if p == &limited.id {
+            accepted_limited += 1;
+        } else {
+            accepted_unlimited += 1;
+        }
+        let job = store.get_job(p, &up.id).await.unwrap().expect("stored");
+        assert_eq!(job.request, def.request, "job {i}");
+        assert_eq!(job.title, def.title, "job {i}");
+        assert_eq!(job.tags, def.tags, "job {i}");
+        let skipped = i % 7 == 3;
+        let expected = if skipped {
+            JobStatus::Skipped
+        } else {
+            JobStatus::Registered
+        };
+        assert_eq!(job.status, expected, "job {i}");
+        let executions = store.list_job_executions(p, &up.id).await.unwrap().unwrap();
+        assert_eq!(executions.len(), usize::from(!skipped), "job {i}");
+    }
+    assert_eq!(accepted_limited, 5, "the quota is exact");
+    assert_eq!(accepted_unlimited, n - n / 10);
+    let mut conn = PgConnection::connect(&c.url).await.unwrap();
+    let used: i64 = sqlx::query_scalar(&format!(
+        "SELECT COALESCE(SUM(used), 0)::int8 FROM \"{}\".quota_usage WHERE project_id = $1",
+        c.schema
+    ))
+    .bind(unlimited.id.as_str())
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(used as usize, accepted_unlimited, "each job charged once");
+    conn.close().await.unwrap();
+    c.drop_schema().await;
+}
+
 /// Claims, reschedules, cancels and completions of the same jobs from several handles at once:
 /// every call succeeds (no deadlock, no serialization failure) and every job ends in one
 /// consistent state.
