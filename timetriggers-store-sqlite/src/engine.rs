@@ -2,14 +2,14 @@
 
 use std::collections::HashMap;
 
-use sqlx::sqlite::{SqliteConnection, SqlitePool};
+use rusqlite::{params, Connection};
 use timetriggers_core::{
     Claim, ClaimedExecution, CompletedExecution, DispatchOutcome, JobStatus, StaleScope,
     StoreResult, Timestamp, TriggeredBy,
 };
 
-use crate::error::from_sqlx;
 use crate::rows::{self, count, duration_ms, headers_json, id_list, ms, CLAIMED_COLUMNS};
+use crate::sql::{execute, fetch_all, fetch_optional, first};
 
 /// Marks the due executions `started` and returns them. Spelled with `status = 'planned'` as a
 /// literal so that SQLite seeks the partial index `executions_planned_due`.
@@ -43,51 +43,44 @@ pub(crate) const NEXT_DUE: &str =
 
 /// [`timetriggers_core::Store::claim_due`] in the writer's transaction: two statements
 /// whatever the batch size.
-pub(crate) async fn claim_due(
-    conn: &mut SqliteConnection,
-    claim: &Claim,
-) -> StoreResult<Vec<ClaimedExecution>> {
+pub(crate) fn claim_due(conn: &Connection, claim: &Claim) -> StoreResult<Vec<ClaimedExecution>> {
     if claim.limit == 0 {
         return Ok(Vec::new());
     }
     let limit = i64::try_from(claim.limit).unwrap_or(i64::MAX);
-    let query = match crate::rate_limits::admit(conn, claim).await? {
-        None => sqlx::query(CLAIM_EXECUTIONS)
-            .bind(ms(claim.now))
-            .bind(limit),
-        Some(admitted) => sqlx::query(CLAIM_ADMITTED)
-            .bind(ms(claim.now))
-            .bind(admitted),
+    let (worker, margin) = (&claim.worker, duration_ms(claim.lease_margin));
+    let mut started = match crate::rate_limits::admit(conn, claim)? {
+        None => fetch_all(
+            conn,
+            CLAIM_EXECUTIONS,
+            params![ms(claim.now), limit, worker, margin],
+            rows::started,
+        )?,
+        Some(admitted) => fetch_all(
+            conn,
+            CLAIM_ADMITTED,
+            params![ms(claim.now), admitted, worker, margin],
+            rows::started,
+        )?,
     };
-    let started = query
-        .bind(&claim.worker)
-        .bind(duration_ms(claim.lease_margin))
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(from_sqlx)?;
     if started.is_empty() {
         return Ok(Vec::new());
     }
-    let mut started = started
-        .iter()
-        .map(rows::started)
-        .collect::<StoreResult<Vec<_>>>()?;
     // RETURNING comes in no particular order; the engine gets the earliest first.
     started.sort_by_key(|s| (s.due_at, s.planned_at));
 
     let job_ids = id_list(started.iter().map(|s| s.job_id.as_str()))?;
-    let jobs = sqlx::query(CLAIM_JOBS)
-        .bind(ms(claim.now))
-        .bind(job_ids)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(from_sqlx)?;
+    let jobs = fetch_all(
+        conn,
+        CLAIM_JOBS,
+        params![ms(claim.now), job_ids],
+        rows::job_delivery,
+    )?;
     let mut deliveries = HashMap::with_capacity(jobs.len());
-    for row in &jobs {
-        let d = rows::job_delivery(row)?;
+    for d in jobs {
         deliveries.insert(d.id.clone(), d);
     }
-    fire_occurrences(conn, claim.now, &started, &deliveries).await?;
+    fire_occurrences(conn, claim.now, &started, &deliveries)?;
 
     started
         .into_iter()
@@ -115,8 +108,8 @@ pub(crate) async fn claim_due(
 
 /// Generator occurrences taken by a claim: their generators need the next occurrence, and each
 /// first attempt of an occurrence costs its project one quota unit.
-async fn fire_occurrences(
-    conn: &mut SqliteConnection,
+fn fire_occurrences(
+    conn: &Connection,
     now: Timestamp,
     started: &[rows::StartedRow],
     deliveries: &HashMap<timetriggers_core::JobId, rows::JobDelivery>,
@@ -135,19 +128,15 @@ async fn fire_occurrences(
     if occurrences.is_empty() {
         return Ok(());
     }
-    crate::generators::release_pending(conn, &id_list(occurrences)?).await?;
+    crate::generators::release_pending(conn, &id_list(occurrences)?)?;
     let month = now.month_key();
     for (project, n) in charges {
-        sqlx::query(
+        execute(
+            conn,
             "INSERT INTO quota_usage (project_id, month, used) VALUES (?1, ?2, ?3) \
              ON CONFLICT (project_id, month) DO UPDATE SET used = used + ?3",
-        )
-        .bind(project)
-        .bind(&month)
-        .bind(n)
-        .execute(&mut *conn)
-        .await
-        .map_err(from_sqlx)?;
+            params![project, month, n],
+        )?;
     }
     Ok(())
 }
@@ -184,14 +173,11 @@ const FINISH_JOBS: &str = "UPDATE jobs SET status = d.status, \
 /// [`timetriggers_core::Store::complete_executions`] in the writer's transaction. An execution
 /// that is no longer `started` is skipped (fencing). One statement per outcome (it carries the
 /// response body, bound as is), then two for the whole batch: the retries and the jobs.
-pub(crate) async fn complete(
-    conn: &mut SqliteConnection,
-    done: &[CompletedExecution],
-) -> StoreResult<()> {
+pub(crate) fn complete(conn: &Connection, done: &[CompletedExecution]) -> StoreResult<()> {
     let mut retries = Vec::new();
     let mut jobs = Vec::with_capacity(done.len());
     for d in done {
-        let Some((job_id, project_id)) = record_outcome(conn, d).await? else {
+        let Some((job_id, project_id)) = record_outcome(conn, d)? else {
             tracing::debug!(execution = %d.execution_id, "outcome for an execution that is no longer started; ignored");
             continue;
         };
@@ -216,25 +202,25 @@ pub(crate) async fn complete(
         }));
     }
     if !retries.is_empty() {
-        sqlx::query(PLAN_RETRIES)
-            .bind(serde_json::Value::Array(retries).to_string())
-            .execute(&mut *conn)
-            .await
-            .map_err(from_sqlx)?;
+        execute(
+            conn,
+            PLAN_RETRIES,
+            [serde_json::Value::Array(retries).to_string()],
+        )?;
     }
     if !jobs.is_empty() {
-        sqlx::query(FINISH_JOBS)
-            .bind(serde_json::Value::Array(jobs).to_string())
-            .execute(&mut *conn)
-            .await
-            .map_err(from_sqlx)?;
+        execute(
+            conn,
+            FINISH_JOBS,
+            [serde_json::Value::Array(jobs).to_string()],
+        )?;
     }
     Ok(())
 }
 
 /// Writes one outcome onto its execution; `None` if the execution is no longer `started`.
-async fn record_outcome(
-    conn: &mut SqliteConnection,
+fn record_outcome(
+    conn: &Connection,
     d: &CompletedExecution,
 ) -> StoreResult<Option<(String, String)>> {
     let (status, headers, body, size) = match &d.outcome {
@@ -246,28 +232,25 @@ async fn record_outcome(
         ),
         DispatchOutcome::Failed(_) => (None, None, None, None),
     };
-    let row = sqlx::query(COMPLETE_EXECUTION)
-        .bind(d.execution_id.as_str())
-        .bind(ms(d.completed_at))
-        .bind(status)
-        .bind(headers)
-        .bind(body)
-        .bind(size)
-        .bind(d.outcome.error())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(from_sqlx)?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let job_id: String = sqlx::Row::try_get(&row, "job_id").map_err(from_sqlx)?;
-    let project_id: String = sqlx::Row::try_get(&row, "project_id").map_err(from_sqlx)?;
-    Ok(Some((job_id, project_id)))
+    fetch_optional(
+        conn,
+        COMPLETE_EXECUTION,
+        params![
+            d.execution_id.as_str(),
+            ms(d.completed_at),
+            status,
+            headers,
+            body,
+            size,
+            d.outcome.error()
+        ],
+        |row| Ok((rows::get(row, "job_id")?, rows::get(row, "project_id")?)),
+    )
 }
 
 /// [`timetriggers_core::Store::list_stale_executions`]: reads only.
-pub(crate) async fn list_stale(
-    pool: &SqlitePool,
+pub(crate) fn list_stale(
+    conn: &Connection,
     now: Timestamp,
     scope: StaleScope,
     limit: usize,
@@ -283,30 +266,18 @@ pub(crate) async fn list_stale(
          WHERE e.status = 'started' AND e.lease_until <= ?1 \
          ORDER BY e.lease_until LIMIT ?2"
     );
-    sqlx::query(&sql)
-        .bind(until)
-        .bind(limit)
-        .fetch_all(pool)
-        .await
-        .map_err(from_sqlx)?
-        .iter()
-        .map(rows::claimed)
-        .collect()
+    fetch_all(conn, &sql, [until, limit], rows::claimed)
 }
 
 /// [`timetriggers_core::Store::next_due_at`].
-pub(crate) async fn next_due_at(pool: &SqlitePool) -> StoreResult<Option<Timestamp>> {
-    let due: Option<i64> = sqlx::query_scalar(NEXT_DUE)
-        .fetch_optional(pool)
-        .await
-        .map_err(from_sqlx)?;
+pub(crate) fn next_due_at(conn: &Connection) -> StoreResult<Option<Timestamp>> {
+    let due: Option<i64> = fetch_optional(conn, NEXT_DUE, [], first)?;
     Ok(due.map(Timestamp::from_millis))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sqlx::Connection;
 
     use crate::plan_test::{explainer, plan};
 
@@ -314,34 +285,32 @@ mod tests {
     /// jobs cost them nothing.
     #[tokio::test]
     async fn engine_queries_use_the_partial_indexes() {
-        let (_dir, store, mut conn) = explainer().await;
+        let (_dir, store, conn) = explainer().await;
 
-        let claim = plan(&mut conn, CLAIM_EXECUTIONS).await;
+        let claim = plan(&conn, CLAIM_EXECUTIONS);
         assert!(claim.contains("executions_planned_due"), "{claim}");
         assert!(!claim.contains("SCAN e"), "{claim}");
-        let next = plan(&mut conn, NEXT_DUE).await;
+        let next = plan(&conn, NEXT_DUE);
         assert!(next.contains("executions_planned_due"), "{next}");
         assert!(!next.contains("TEMP B-TREE"), "{next}");
         let stale = plan(
-            &mut conn,
+            &conn,
             &format!(
                 "SELECT {CLAIMED_COLUMNS} FROM executions e JOIN jobs j ON j.id = e.job_id \
                  WHERE e.status = 'started' AND e.lease_until <= 1 ORDER BY e.lease_until LIMIT 5"
             ),
-        )
-        .await;
+        );
         assert!(stale.contains("executions_started_lease"), "{stale}");
         let key = plan(
-            &mut conn,
+            &conn,
             "SELECT id, status FROM jobs WHERE project_id = 'p' AND custom_key = 'k' \
              AND custom_key IS NOT NULL AND status IN ('registered', 'queued', 'running')",
-        )
-        .await;
+        );
         assert!(key.contains("jobs_live_custom_key"), "{key}");
-        let release = plan(&mut conn, crate::generators::RELEASE_PENDING).await;
+        let release = plan(&conn, crate::generators::RELEASE_PENDING);
         assert!(release.contains("generators_active"), "{release}");
 
-        conn.close().await.unwrap();
+        drop(conn);
         store.close().await;
     }
 }

@@ -39,14 +39,29 @@
 //!
 //! ## Design
 //!
-//! - **One writer, group commit.** Every write runs on one connection owned by a writer task.
-//!   The task takes the first queued operation plus everything queued behind it (up to 512)
-//!   and runs them in one `BEGIN IMMEDIATE … COMMIT`, each in its own `SAVEPOINT`: an operation
-//!   that fails is rolled back alone and gets its own error, and nobody is answered before the
-//!   `COMMIT` succeeds, so every `Ok` is committed. Concurrent API calls thus share commits and
-//!   never meet "database is locked".
-//! - **Readers** are a pool of four read-only connections; in WAL mode they never wait for the
-//!   writer.
+//! - **Threads, not a driver's workers.** The store runs its SQL through
+//!   [rusqlite](https://docs.rs/rusqlite) on threads of its own: one writer thread
+//!   (`tt-sqlite-writer`) that owns the only read-write connection, and four reader threads
+//!   (`tt-sqlite-reader-N`), each with a read-only connection. A store call hands one boxed
+//!   closure to one of them over a queue and awaits its answer; the closure runs every statement
+//!   of the call as a plain function call into SQLite, each statement prepared once per
+//!   connection and then taken from its statement cache. A call thus costs one hand-over however
+//!   many statements it runs (an upsert runs about six).
+//! - **One writer, group commit.** The writer thread sleeps until an operation is queued, then
+//!   takes it plus everything queued behind it (up to 512) and runs them in one
+//!   `BEGIN IMMEDIATE … COMMIT`, each in its own `SAVEPOINT`: an operation that fails is rolled
+//!   back alone and gets its own error, and nobody is answered before the `COMMIT` succeeds, so
+//!   every `Ok` is committed. Concurrent API calls thus share commits and one wake-up, and never
+//!   meet "database is locked". If a batch fails as a whole and the connection no longer reads
+//!   the file, the writer opens a new one.
+//! - **Readers** share one queue; in WAL mode they never wait for the writer nor each other. A
+//!   read that needs several statements to agree (a dashboard page and its total) runs them in
+//!   one read transaction.
+//! - **Migrations** run at open through sqlx (`sqlx::migrate!`) on a connection that is closed
+//!   right after, so files created before keep their `_sqlx_migrations` history; sqlx and
+//!   rusqlite link the same bundled SQLite.
+//! - **Memory** stays bounded whatever the backlog: no memory-mapped I/O (mapped pages count in
+//!   the process's RSS), an 8 MiB page cache for the writer and 2 MiB per reader.
 //! - **Durability**: WAL with `synchronous = NORMAL`. A committed write survives the process
 //!   being killed (`kill -9`); only an operating-system crash or power loss can undo the last
 //!   commits.
@@ -81,7 +96,9 @@ mod options;
 mod plan_test;
 mod projects;
 mod rate_limits;
+mod readers;
 mod rows;
+mod sql;
 mod store;
 mod sync;
 mod triggers;

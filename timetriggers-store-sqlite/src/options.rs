@@ -1,22 +1,50 @@
-//! Database URLs and connection settings.
+//! Database URLs and connection settings: how the writer's and the readers' rusqlite
+//! connections are opened, and the sqlx connection that runs the migrations.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rusqlite::{Connection, OpenFlags};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use timetriggers_core::StoreResult;
 
-use crate::error::config;
+use crate::error::{config, from_sqlite};
 
 /// How long a statement waits for a lock held by another connection (a checkpoint, another
 /// process that ignores the advisory lock) before it reports `Unavailable`.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Read connections (WAL readers never block the writer nor each other).
-pub(crate) const READERS: u32 = 4;
+/// Read connections, one thread each (WAL readers never block the writer nor each other).
+pub(crate) const READERS: usize = 4;
 
-/// How long a read waits for a free connection before it reports `Unavailable`.
-pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Prepared statements kept per writer connection: every statement the store runs, with room
+/// to spare for the dashboard's filter combinations.
+pub(crate) const WRITER_STATEMENT_CACHE: usize = 256;
+
+/// Prepared statements kept per reader connection.
+pub(crate) const READER_STATEMENT_CACHE: usize = 128;
+
+// Memory. The target is a server RSS of at most 48 MB with 1,000,000 pending jobs, so SQLite's
+// share is kept small and bounded. Memory-mapped pages count in the process's RSS (every page
+// of the file a query ever touched stays resident), so mmap is off and reads go through the
+// page caches below, whose size is fixed. The writer's cache holds the indexes the claim and
+// the upserts walk; a reader needs less (its queries are seeks, and a page it misses comes
+// from the operating system's file cache, not the disk).
+
+/// `PRAGMA mmap_size`: no memory-mapped I/O.
+pub(crate) const MMAP_SIZE: i64 = 0;
+
+/// `PRAGMA cache_size` of the writer: negative means KiB, so 8 MiB.
+pub(crate) const WRITER_CACHE_SIZE: i64 = -8192;
+
+/// `PRAGMA cache_size` of each reader: 2 MiB.
+pub(crate) const READER_CACHE_SIZE: i64 = -2048;
+
+/// `PRAGMA journal_size_limit`: the WAL file is truncated to 64 MiB at rest.
+pub(crate) const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
+/// `PRAGMA analysis_limit` for the `PRAGMA optimize` the writer runs when it closes.
+const ANALYSIS_LIMIT: i64 = 400;
 
 /// The file path of a `sqlite:` URL: `sqlite://PATH` or `sqlite:PATH`, the path relative or
 /// absolute (`sqlite:///abs/path` is absolute). In-memory databases and query parameters are
@@ -46,31 +74,72 @@ pub(crate) fn path_from_url(url: &str) -> StoreResult<PathBuf> {
     Ok(PathBuf::from(rest))
 }
 
-fn tuned(path: &Path) -> SqliteConnectOptions {
+/// The settings every connection shares.
+fn tune(conn: &Connection, statement_cache: usize, cache_size: i64) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(statement_cache);
+    // `execute_batch` steps each PRAGMA once and ignores the row some of them answer with.
+    conn.execute_batch(&format!(
+        "PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
+         PRAGMA cache_size = {cache_size}; PRAGMA mmap_size = {MMAP_SIZE};"
+    ))
+}
+
+/// Opens the writer's connection: creates the file, WAL, `synchronous = NORMAL` (a commit
+/// survives a killed process; only an OS crash or power loss can lose the last commits).
+pub(crate) fn open_writer(path: &Path) -> StoreResult<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let open = || -> rusqlite::Result<(Connection, String)> {
+        let conn = Connection::open_with_flags(path, flags)?;
+        tune(&conn, WRITER_STATEMENT_CACHE, WRITER_CACHE_SIZE)?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))?;
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT};"
+        ))?;
+        Ok((conn, mode))
+    };
+    let (conn, mode) = open().map_err(from_sqlite)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(config(format!(
+            "the SQLite database {} cannot use WAL (journal_mode is {mode})",
+            path.display()
+        )));
+    }
+    Ok(conn)
+}
+
+/// Opens a reader's connection: read-only, on the file the writer put in WAL mode.
+pub(crate) fn open_reader(path: &Path) -> StoreResult<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let open = || -> rusqlite::Result<Connection> {
+        let conn = Connection::open_with_flags(path, flags)?;
+        tune(&conn, READER_STATEMENT_CACHE, READER_CACHE_SIZE)?;
+        Ok(conn)
+    };
+    open().map_err(from_sqlite)
+}
+
+/// What the writer runs before it closes its connection: lets SQLite refresh the statistics
+/// its planner uses, looking at no more than [`ANALYSIS_LIMIT`] rows per index.
+pub(crate) fn optimize(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(&format!(
+        "PRAGMA analysis_limit = {ANALYSIS_LIMIT}; PRAGMA optimize;"
+    ))
+}
+
+/// The sqlx connection that runs the migrations at open (and is closed right after), so that
+/// the schema's history stays in sqlx's `_sqlx_migrations` table as before.
+pub(crate) fn migrations(path: &Path) -> SqliteConnectOptions {
     SqliteConnectOptions::new()
         .filename(path)
+        .create_if_missing(true)
         .busy_timeout(BUSY_TIMEOUT)
         .foreign_keys(true)
-        .statement_cache_capacity(256)
-        .pragma("mmap_size", "268435456") // 256 MiB
-        .pragma("temp_store", "memory")
-}
-
-/// The writer's connection: creates the file, WAL, `synchronous = NORMAL` (a commit survives a
-/// killed process; only an OS crash or power loss can lose the last commits).
-pub(crate) fn writer(path: &Path) -> SqliteConnectOptions {
-    tuned(path)
-        .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
-        .pragma("cache_size", "-65536") // 64 MiB
-        .pragma("journal_size_limit", "67108864") // keep the WAL file under 64 MiB at rest
-        .optimize_on_close(true, 400)
-}
-
-/// A reader's connection: read-only, on the file the writer put in WAL mode.
-pub(crate) fn reader(path: &Path) -> SqliteConnectOptions {
-    tuned(path).read_only(true).pragma("cache_size", "-16384") // 16 MiB
 }
 
 #[cfg(test)]

@@ -1,28 +1,31 @@
 //! Projects and API keys.
 
-use sqlx::sqlite::{SqliteConnection, SqlitePool};
+use rusqlite::{params, Connection};
 use timetriggers_core::{
     ApiKey, ApiKeyId, AuthenticatedKey, NewApiKey, NewProject, Project, ProjectId, StoreError,
     StoreResult,
 };
 
-use crate::error::from_sqlx;
 use crate::rows::{self, count, ms, API_KEY_COLUMNS, PROJECT_COLUMNS};
+use crate::sql::{execute, fetch_one, fetch_optional};
 
-pub(crate) async fn create(conn: &mut SqliteConnection, new: NewProject) -> StoreResult<Project> {
-    sqlx::query("INSERT INTO projects (id, slug, month_quota, created_at) VALUES (?1, ?2, ?3, ?4)")
-        .bind(new.id.as_str())
-        .bind(&new.slug)
-        .bind(new.month_quota.as_option().map(count))
-        .bind(ms(new.now))
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| match from_sqlx(e) {
-            StoreError::Conflict(_) => {
-                StoreError::Conflict(format!("project slug {:?} is already taken", new.slug))
-            }
-            other => other,
-        })?;
+pub(crate) fn create(conn: &Connection, new: NewProject) -> StoreResult<Project> {
+    execute(
+        conn,
+        "INSERT INTO projects (id, slug, month_quota, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            new.id.as_str(),
+            new.slug,
+            new.month_quota.as_option().map(count),
+            ms(new.now)
+        ],
+    )
+    .map_err(|e| match e {
+        StoreError::Conflict(_) => {
+            StoreError::Conflict(format!("project slug {:?} is already taken", new.slug))
+        }
+        other => other,
+    })?;
     Ok(Project {
         id: new.id,
         slug: new.slug,
@@ -31,90 +34,74 @@ pub(crate) async fn create(conn: &mut SqliteConnection, new: NewProject) -> Stor
     })
 }
 
-pub(crate) async fn get(pool: &SqlitePool, id: &ProjectId) -> StoreResult<Option<Project>> {
+pub(crate) fn get(conn: &Connection, id: &ProjectId) -> StoreResult<Option<Project>> {
     let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1");
-    sqlx::query(&sql)
-        .bind(id.as_str())
-        .fetch_optional(pool)
-        .await
-        .map_err(from_sqlx)?
-        .map(|row| rows::project(&row))
-        .transpose()
+    fetch_optional(conn, &sql, [id.as_str()], rows::project)
 }
 
-pub(crate) async fn get_by_slug(pool: &SqlitePool, slug: &str) -> StoreResult<Option<Project>> {
+pub(crate) fn get_by_slug(conn: &Connection, slug: &str) -> StoreResult<Option<Project>> {
     let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE slug = ?1");
-    sqlx::query(&sql)
-        .bind(slug)
-        .fetch_optional(pool)
-        .await
-        .map_err(from_sqlx)?
-        .map(|row| rows::project(&row))
-        .transpose()
+    fetch_optional(conn, &sql, [slug], rows::project)
 }
 
 /// Whether a project exists (inside a write).
-pub(crate) async fn exists(conn: &mut SqliteConnection, id: &ProjectId) -> StoreResult<bool> {
-    let row = sqlx::query("SELECT 1 FROM projects WHERE id = ?1")
-        .bind(id.as_str())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(from_sqlx)?;
+pub(crate) fn exists(conn: &Connection, id: &ProjectId) -> StoreResult<bool> {
+    let row = fetch_optional(
+        conn,
+        "SELECT 1 FROM projects WHERE id = ?1",
+        [id.as_str()],
+        |_| Ok(()),
+    )?;
     Ok(row.is_some())
 }
 
-pub(crate) async fn create_key(conn: &mut SqliteConnection, new: NewApiKey) -> StoreResult<ApiKey> {
-    if !exists(conn, &new.project_id).await? {
+pub(crate) fn create_key(conn: &Connection, new: NewApiKey) -> StoreResult<ApiKey> {
+    if !exists(conn, &new.project_id)? {
         return Err(StoreError::NotFound);
     }
     let sql = format!(
         "INSERT INTO api_keys (id, project_id, name, key_hash, masked, created_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING {API_KEY_COLUMNS}"
     );
-    let row = sqlx::query(&sql)
-        .bind(new.id.as_str())
-        .bind(new.project_id.as_str())
-        .bind(&new.name)
-        .bind(&new.key_hash)
-        .bind(&new.masked)
-        .bind(ms(new.now))
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| match from_sqlx(e) {
-            StoreError::Conflict(_) => StoreError::Conflict("this API key exists already".into()),
-            other => other,
-        })?;
-    rows::api_key(&row)
+    fetch_one(
+        conn,
+        &sql,
+        params![
+            new.id.as_str(),
+            new.project_id.as_str(),
+            new.name,
+            new.key_hash,
+            new.masked,
+            ms(new.now)
+        ],
+        rows::api_key,
+    )
+    .map_err(|e| match e {
+        StoreError::Conflict(_) => StoreError::Conflict("this API key exists already".into()),
+        other => other,
+    })
 }
 
-pub(crate) async fn find_key(
-    pool: &SqlitePool,
-    key_hash: &str,
-) -> StoreResult<Option<AuthenticatedKey>> {
-    let row = sqlx::query("SELECT id, project_id FROM api_keys WHERE key_hash = ?1")
-        .bind(key_hash)
-        .fetch_optional(pool)
-        .await
-        .map_err(from_sqlx)?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let key = rows::api_key_ref(&row)?;
-    Ok(Some(key))
+pub(crate) fn find_key(conn: &Connection, key_hash: &str) -> StoreResult<Option<AuthenticatedKey>> {
+    fetch_optional(
+        conn,
+        "SELECT id, project_id FROM api_keys WHERE key_hash = ?1",
+        [key_hash],
+        rows::api_key_ref,
+    )
 }
 
-pub(crate) async fn delete_key(
-    conn: &mut SqliteConnection,
+pub(crate) fn delete_key(
+    conn: &Connection,
     project_id: &ProjectId,
     id: &ApiKeyId,
 ) -> StoreResult<()> {
-    let done = sqlx::query("DELETE FROM api_keys WHERE id = ?1 AND project_id = ?2")
-        .bind(id.as_str())
-        .bind(project_id.as_str())
-        .execute(&mut *conn)
-        .await
-        .map_err(from_sqlx)?;
-    if done.rows_affected() == 0 {
+    let done = execute(
+        conn,
+        "DELETE FROM api_keys WHERE id = ?1 AND project_id = ?2",
+        [id.as_str(), project_id.as_str()],
+    )?;
+    if done == 0 {
         return Err(StoreError::NotFound);
     }
     Ok(())

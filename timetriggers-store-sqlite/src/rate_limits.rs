@@ -10,16 +10,15 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
-use sqlx::Row;
+use rusqlite::{params, Connection, Row};
 use timetriggers_core::rules::rate_limit::{self, Admission, Window, WindowUsage};
 use timetriggers_core::{
     Claim, NewRateLimit, ProjectId, RateLimit, RateLimitId, StoreError, StoreResult, Timestamp,
     UpdateRateLimit, WindowLimits,
 };
 
-use crate::error::from_sqlx;
-use crate::rows::{id_list, ms, tags_json};
+use crate::rows::{get, id_list, ms, tags_json};
+use crate::sql::{execute, fetch_all, fetch_one, fetch_optional, first};
 
 /// At most this many held-back executions per claim, so one claim stays a short transaction
 /// when a large backlog waits on a tag; the rest are looked at by the next claim (they are
@@ -29,14 +28,7 @@ const MAX_HELD_PER_CLAIM: usize = 1_000;
 const RULE_COLUMNS: &str = "id, project_id, tag, per_second, per_minute, per_hour, per_day, \
      per_week, per_month, created_at, updated_at";
 
-fn get<'r, T>(row: &'r SqliteRow, col: &str) -> StoreResult<T>
-where
-    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
-{
-    row.try_get(col).map_err(from_sqlx)
-}
-
-fn limit_col(row: &SqliteRow, col: &str) -> StoreResult<Option<u64>> {
+fn limit_col(row: &Row<'_>, col: &str) -> StoreResult<Option<u64>> {
     match get::<Option<i64>>(row, col)? {
         None => Ok(None),
         Some(v) => u64::try_from(v)
@@ -45,7 +37,7 @@ fn limit_col(row: &SqliteRow, col: &str) -> StoreResult<Option<u64>> {
     }
 }
 
-fn limits(row: &SqliteRow) -> StoreResult<WindowLimits> {
+fn limits(row: &Row<'_>) -> StoreResult<WindowLimits> {
     Ok(WindowLimits {
         per_second: limit_col(row, "per_second")?,
         per_minute: limit_col(row, "per_minute")?,
@@ -56,7 +48,7 @@ fn limits(row: &SqliteRow) -> StoreResult<WindowLimits> {
     })
 }
 
-fn rule(row: &SqliteRow) -> StoreResult<RateLimit> {
+fn rule(row: &Row<'_>) -> StoreResult<RateLimit> {
     Ok(RateLimit {
         id: RateLimitId::new(get::<String>(row, "id")?),
         project_id: ProjectId::new(get::<String>(row, "project_id")?),
@@ -74,10 +66,7 @@ fn bind_limit(v: Option<u64>) -> Option<i64> {
 // ---- rules ------------------------------------------------------------------------------------
 
 /// [`timetriggers_core::Store::list_rate_limits`].
-pub(crate) async fn list(
-    pool: &SqlitePool,
-    project_ids: &[ProjectId],
-) -> StoreResult<Vec<RateLimit>> {
+pub(crate) fn list(conn: &Connection, project_ids: &[ProjectId]) -> StoreResult<Vec<RateLimit>> {
     if project_ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -85,19 +74,17 @@ pub(crate) async fn list(
         "SELECT {RULE_COLUMNS} FROM rate_limits \
          WHERE project_id IN (SELECT value FROM json_each(?1)) ORDER BY created_at, id"
     );
-    sqlx::query(&sql)
-        .bind(id_list(project_ids.iter().map(ProjectId::as_str))?)
-        .fetch_all(pool)
-        .await
-        .map_err(from_sqlx)?
-        .iter()
-        .map(rule)
-        .collect()
+    fetch_all(
+        conn,
+        &sql,
+        [id_list(project_ids.iter().map(ProjectId::as_str))?],
+        rule,
+    )
 }
 
 /// [`timetriggers_core::Store::get_rate_limit`].
-pub(crate) async fn get_rule(
-    pool: &SqlitePool,
+pub(crate) fn get_rule(
+    conn: &Connection,
     project_ids: &[ProjectId],
     id: &RateLimitId,
 ) -> StoreResult<Option<RateLimit>> {
@@ -108,41 +95,38 @@ pub(crate) async fn get_rule(
         "SELECT {RULE_COLUMNS} FROM rate_limits \
          WHERE id = ?1 AND project_id IN (SELECT value FROM json_each(?2))"
     );
-    sqlx::query(&sql)
-        .bind(id.as_str())
-        .bind(id_list(project_ids.iter().map(ProjectId::as_str))?)
-        .fetch_optional(pool)
-        .await
-        .map_err(from_sqlx)?
-        .as_ref()
-        .map(rule)
-        .transpose()
+    fetch_optional(
+        conn,
+        &sql,
+        params![
+            id.as_str(),
+            id_list(project_ids.iter().map(ProjectId::as_str))?
+        ],
+        rule,
+    )
 }
 
 /// [`timetriggers_core::Store::create_rate_limit`] in the writer's transaction.
-pub(crate) async fn create(
-    conn: &mut SqliteConnection,
-    new: NewRateLimit,
-) -> StoreResult<RateLimit> {
+pub(crate) fn create(conn: &Connection, new: NewRateLimit) -> StoreResult<RateLimit> {
     let l = new.limits;
-    sqlx::query(
+    execute(
+        conn,
         "INSERT INTO rate_limits (id, project_id, tag, per_second, per_minute, per_hour, \
          per_day, per_week, per_month, created_at, updated_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
-    )
-    .bind(new.id.as_str())
-    .bind(new.project_id.as_str())
-    .bind(&new.tag)
-    .bind(bind_limit(l.per_second))
-    .bind(bind_limit(l.per_minute))
-    .bind(bind_limit(l.per_hour))
-    .bind(bind_limit(l.per_day))
-    .bind(bind_limit(l.per_week))
-    .bind(bind_limit(l.per_month))
-    .bind(ms(new.now))
-    .execute(&mut *conn)
-    .await
-    .map_err(from_sqlx)?;
+        params![
+            new.id.as_str(),
+            new.project_id.as_str(),
+            new.tag,
+            bind_limit(l.per_second),
+            bind_limit(l.per_minute),
+            bind_limit(l.per_hour),
+            bind_limit(l.per_day),
+            bind_limit(l.per_week),
+            bind_limit(l.per_month),
+            ms(new.now)
+        ],
+    )?;
     Ok(RateLimit {
         id: new.id,
         project_id: new.project_id,
@@ -154,17 +138,13 @@ pub(crate) async fn create(
 }
 
 /// [`timetriggers_core::Store::update_rate_limit`] in the writer's transaction.
-pub(crate) async fn update(
-    conn: &mut SqliteConnection,
-    u: UpdateRateLimit,
-) -> StoreResult<RateLimit> {
-    let old_tag: Option<String> =
-        sqlx::query_scalar("SELECT tag FROM rate_limits WHERE id = ?1 AND project_id = ?2")
-            .bind(u.id.as_str())
-            .bind(u.project_id.as_str())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(from_sqlx)?;
+pub(crate) fn update(conn: &Connection, u: UpdateRateLimit) -> StoreResult<RateLimit> {
+    let old_tag: Option<String> = fetch_optional(
+        conn,
+        "SELECT tag FROM rate_limits WHERE id = ?1 AND project_id = ?2",
+        [u.id.as_str(), u.project_id.as_str()],
+        first,
+    )?;
     let Some(old_tag) = old_tag else {
         return Err(StoreError::NotFound);
     };
@@ -174,75 +154,71 @@ pub(crate) async fn update(
          per_day = ?7, per_week = ?8, per_month = ?9, updated_at = ?10 \
          WHERE id = ?1 AND project_id = ?2 RETURNING {RULE_COLUMNS}"
     );
-    let row = sqlx::query(&sql)
-        .bind(u.id.as_str())
-        .bind(u.project_id.as_str())
-        .bind(&u.tag)
-        .bind(bind_limit(l.per_second))
-        .bind(bind_limit(l.per_minute))
-        .bind(bind_limit(l.per_hour))
-        .bind(bind_limit(l.per_day))
-        .bind(bind_limit(l.per_week))
-        .bind(bind_limit(l.per_month))
-        .bind(ms(u.now))
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(from_sqlx)?;
-    release_held(conn, &u.project_id, &old_tag, u.now).await?;
+    let updated = fetch_one(
+        conn,
+        &sql,
+        params![
+            u.id.as_str(),
+            u.project_id.as_str(),
+            u.tag,
+            bind_limit(l.per_second),
+            bind_limit(l.per_minute),
+            bind_limit(l.per_hour),
+            bind_limit(l.per_day),
+            bind_limit(l.per_week),
+            bind_limit(l.per_month),
+            ms(u.now)
+        ],
+        rule,
+    )?;
+    release_held(conn, &u.project_id, &old_tag, u.now)?;
     if u.tag != old_tag {
-        release_held(conn, &u.project_id, &u.tag, u.now).await?;
+        release_held(conn, &u.project_id, &u.tag, u.now)?;
     }
-    rule(&row)
+    Ok(updated)
 }
 
 /// [`timetriggers_core::Store::delete_rate_limit`] in the writer's transaction. The tag's
 /// usage rows go too (nothing reads them without a rule).
-pub(crate) async fn delete(
-    conn: &mut SqliteConnection,
+pub(crate) fn delete(
+    conn: &Connection,
     project_id: &ProjectId,
     id: &RateLimitId,
     now: Timestamp,
 ) -> StoreResult<()> {
-    let tag: Option<String> = sqlx::query_scalar(
+    let tag: Option<String> = fetch_optional(
+        conn,
         "DELETE FROM rate_limits WHERE id = ?1 AND project_id = ?2 RETURNING tag",
-    )
-    .bind(id.as_str())
-    .bind(project_id.as_str())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(from_sqlx)?;
+        [id.as_str(), project_id.as_str()],
+        first,
+    )?;
     let Some(tag) = tag else {
         return Err(StoreError::NotFound);
     };
-    sqlx::query("DELETE FROM rate_usage WHERE project_id = ?1 AND tag = ?2")
-        .bind(project_id.as_str())
-        .bind(&tag)
-        .execute(&mut *conn)
-        .await
-        .map_err(from_sqlx)?;
-    release_held(conn, project_id, &tag, now).await
+    execute(
+        conn,
+        "DELETE FROM rate_usage WHERE project_id = ?1 AND tag = ?2",
+        [project_id.as_str(), tag.as_str()],
+    )?;
+    release_held(conn, project_id, &tag, now)
 }
 
 /// Makes the project's executions held back on `tag` due at `now` (a changed rule may let them
 /// go). Only executions still waiting for their release (`due_at = rate_limited_until`) move.
-async fn release_held(
-    conn: &mut SqliteConnection,
+fn release_held(
+    conn: &Connection,
     project_id: &ProjectId,
     tag: &str,
     now: Timestamp,
 ) -> StoreResult<()> {
-    sqlx::query(
+    execute(
+        conn,
         "UPDATE executions SET due_at = ?3 \
          WHERE status = 'planned' AND rate_limited_until IS NOT NULL AND project_id = ?1 \
            AND due_at = rate_limited_until AND due_at > ?3 \
            AND EXISTS (SELECT 1 FROM json_each(rate_limited_tags) WHERE value = ?2)",
-    )
-    .bind(project_id.as_str())
-    .bind(tag)
-    .bind(ms(now))
-    .execute(&mut *conn)
-    .await
-    .map_err(from_sqlx)?;
+        params![project_id.as_str(), tag, ms(now)],
+    )?;
     Ok(())
 }
 
@@ -263,14 +239,8 @@ const NTH_LATEST_START: &str = "SELECT started_at FROM rate_usage \
 /// `None` when no project has a rule (the claim then takes the earliest due ones as usual),
 /// else the ids to take as a JSON array. Held-back executions are moved to their release time;
 /// admitted ones have their starts recorded.
-pub(crate) async fn admit(
-    conn: &mut SqliteConnection,
-    claim: &Claim,
-) -> StoreResult<Option<String>> {
-    let any: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM rate_limits)")
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(from_sqlx)?;
+pub(crate) fn admit(conn: &Connection, claim: &Claim) -> StoreResult<Option<String>> {
+    let any: bool = fetch_one(conn, "SELECT EXISTS (SELECT 1 FROM rate_limits)", [], first)?;
     if !any {
         return Ok(None);
     }
@@ -281,28 +251,32 @@ pub(crate) async fn admit(
     let mut held = 0usize;
     while admitted.len() < claim.limit && held < MAX_HELD_PER_CLAIM {
         let need = claim.limit - admitted.len();
-        let rows = sqlx::query(CANDIDATES)
-            .bind(ms(now))
-            .bind(i64::try_from(need).unwrap_or(i64::MAX))
-            .bind(i64::try_from(admitted.len()).unwrap_or(i64::MAX))
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(from_sqlx)?;
-        if rows.is_empty() {
+        let candidates = fetch_all(
+            conn,
+            CANDIDATES,
+            [
+                ms(now),
+                i64::try_from(need).unwrap_or(i64::MAX),
+                i64::try_from(admitted.len()).unwrap_or(i64::MAX),
+            ],
+            candidate,
+        )?;
+        if candidates.is_empty() {
             break;
         }
-        for row in &rows {
-            let id: String = get(row, "id")?;
-            let project: String = get(row, "project_id")?;
-            let raw_tags: String = get(row, "tags")?;
-            let tags: Vec<String> = serde_json::from_str(&raw_tags)
-                .map_err(|e| StoreError::corrupt(format!("column tags: invalid JSON: {e}")))?;
+        for Candidate {
+            id,
+            job,
+            project,
+            tags,
+        } in candidates
+        {
             if tags.is_empty() {
                 admitted.push(id);
                 continue;
             }
             if !rules.contains_key(&project) {
-                let loaded = project_rules(conn, &project).await?;
+                let loaded = project_rules(conn, &project)?;
                 rules.insert(project.clone(), loaded);
             }
             let ruled: Vec<(&String, WindowLimits)> = match rules.get(&project) {
@@ -322,7 +296,7 @@ pub(crate) async fn admit(
                     let nth = if limit == 0 {
                         None
                     } else {
-                        nth_latest_start(conn, &project, tag, window, limit, now).await?
+                        nth_latest_start(conn, &project, tag, window, limit, now)?
                     };
                     usage.push(WindowUsage {
                         tag: tag.as_str(),
@@ -335,16 +309,15 @@ pub(crate) async fn admit(
             match rate_limit::admit(now, &usage) {
                 Admission::Allowed => {
                     for (tag, _) in &ruled {
-                        record_start(conn, &project, tag, now).await?;
+                        record_start(conn, &project, tag, now)?;
                         if pruned.insert((project.clone(), (*tag).clone())) {
-                            prune(conn, &project, tag, now).await?;
+                            prune(conn, &project, tag, now)?;
                         }
                     }
                     admitted.push(id);
                 }
                 Admission::HeldBack { until, tags } => {
-                    let job: String = get(row, "job_id")?;
-                    hold(conn, &id, &job, now, until, &tags).await?;
+                    hold(conn, &id, &job, now, until, &tags)?;
                     held += 1;
                 }
             }
@@ -353,25 +326,38 @@ pub(crate) async fn admit(
     id_list(admitted.iter().map(String::as_str)).map(Some)
 }
 
-async fn project_rules(
-    conn: &mut SqliteConnection,
-    project: &str,
-) -> StoreResult<HashMap<String, WindowLimits>> {
-    let rows = sqlx::query(
-        "SELECT tag, per_second, per_minute, per_hour, per_day, per_week, per_month \
-         FROM rate_limits WHERE project_id = ?1",
-    )
-    .bind(project)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(from_sqlx)?;
-    rows.iter()
-        .map(|row| Ok((get::<String>(row, "tag")?, limits(row)?)))
-        .collect()
+/// A due execution the claim looks at, with its job's tags.
+struct Candidate {
+    id: String,
+    job: String,
+    project: String,
+    tags: Vec<String>,
 }
 
-async fn nth_latest_start(
-    conn: &mut SqliteConnection,
+fn candidate(row: &Row<'_>) -> StoreResult<Candidate> {
+    let raw_tags: String = get(row, "tags")?;
+    Ok(Candidate {
+        id: get(row, "id")?,
+        job: get(row, "job_id")?,
+        project: get(row, "project_id")?,
+        tags: serde_json::from_str(&raw_tags)
+            .map_err(|e| StoreError::corrupt(format!("column tags: invalid JSON: {e}")))?,
+    })
+}
+
+fn project_rules(conn: &Connection, project: &str) -> StoreResult<HashMap<String, WindowLimits>> {
+    fetch_all(
+        conn,
+        "SELECT tag, per_second, per_minute, per_hour, per_day, per_week, per_month \
+         FROM rate_limits WHERE project_id = ?1",
+        [project],
+        |row| Ok((get::<String>(row, "tag")?, limits(row)?)),
+    )
+    .map(|rules| rules.into_iter().collect())
+}
+
+fn nth_latest_start(
+    conn: &Connection,
     project: &str,
     tag: &str,
     window: Window,
@@ -379,53 +365,37 @@ async fn nth_latest_start(
     now: Timestamp,
 ) -> StoreResult<Option<Timestamp>> {
     let offset = i64::try_from(limit.saturating_sub(1)).unwrap_or(i64::MAX);
-    let start: Option<i64> = sqlx::query_scalar(NTH_LATEST_START)
-        .bind(project)
-        .bind(tag)
-        .bind(ms(window.since(now)))
-        .bind(offset)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(from_sqlx)?;
+    let start: Option<i64> = fetch_optional(
+        conn,
+        NTH_LATEST_START,
+        params![project, tag, ms(window.since(now)), offset],
+        first,
+    )?;
     Ok(start.map(Timestamp::from_millis))
 }
 
-async fn record_start(
-    conn: &mut SqliteConnection,
-    project: &str,
-    tag: &str,
-    now: Timestamp,
-) -> StoreResult<()> {
-    sqlx::query("INSERT INTO rate_usage (project_id, tag, started_at) VALUES (?1, ?2, ?3)")
-        .bind(project)
-        .bind(tag)
-        .bind(ms(now))
-        .execute(&mut *conn)
-        .await
-        .map_err(from_sqlx)?;
+fn record_start(conn: &Connection, project: &str, tag: &str, now: Timestamp) -> StoreResult<()> {
+    execute(
+        conn,
+        "INSERT INTO rate_usage (project_id, tag, started_at) VALUES (?1, ?2, ?3)",
+        params![project, tag, ms(now)],
+    )?;
     Ok(())
 }
 
 /// Drops a tag's usage older than the longest window (a seek; usually deletes nothing).
-async fn prune(
-    conn: &mut SqliteConnection,
-    project: &str,
-    tag: &str,
-    now: Timestamp,
-) -> StoreResult<()> {
-    sqlx::query("DELETE FROM rate_usage WHERE project_id = ?1 AND tag = ?2 AND started_at <= ?3")
-        .bind(project)
-        .bind(tag)
-        .bind(ms(Window::LONGEST.since(now)))
-        .execute(&mut *conn)
-        .await
-        .map_err(from_sqlx)?;
+fn prune(conn: &Connection, project: &str, tag: &str, now: Timestamp) -> StoreResult<()> {
+    execute(
+        conn,
+        "DELETE FROM rate_usage WHERE project_id = ?1 AND tag = ?2 AND started_at <= ?3",
+        params![project, tag, ms(Window::LONGEST.since(now))],
+    )?;
     Ok(())
 }
 
 /// Keeps an execution `planned` until `until`, with the rate-limit bookkeeping on it and its job.
-async fn hold(
-    conn: &mut SqliteConnection,
+fn hold(
+    conn: &Connection,
     execution: &str,
     job: &str,
     now: Timestamp,
@@ -433,35 +403,24 @@ async fn hold(
     tags: &[String],
 ) -> StoreResult<()> {
     let tags = tags_json(tags)?;
-    sqlx::query(
+    execute(
+        conn,
         "UPDATE executions SET due_at = ?2, rate_limited_at = COALESCE(rate_limited_at, ?3), \
          rate_limited_until = ?2, rate_limited_tags = ?4 WHERE id = ?1",
-    )
-    .bind(execution)
-    .bind(ms(until))
-    .bind(ms(now))
-    .bind(&tags)
-    .execute(&mut *conn)
-    .await
-    .map_err(from_sqlx)?;
-    sqlx::query(
+        params![execution, ms(until), ms(now), tags],
+    )?;
+    execute(
+        conn,
         "UPDATE jobs SET rate_limited_at = COALESCE(rate_limited_at, ?3), \
          rate_limited_until = ?2, rate_limited_tags = ?4 WHERE id = ?1",
-    )
-    .bind(job)
-    .bind(ms(until))
-    .bind(ms(now))
-    .bind(&tags)
-    .execute(&mut *conn)
-    .await
-    .map_err(from_sqlx)?;
+        params![job, ms(until), ms(now), tags],
+    )?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sqlx::Connection;
 
     use crate::plan_test::{explainer, plan};
 
@@ -469,9 +428,9 @@ mod tests {
     /// one covering-index seek, and re-checking held jobs seeks its partial index.
     #[tokio::test]
     async fn rate_limit_queries_seek_their_indexes() {
-        let (_dir, store, mut conn) = explainer().await;
+        let (_dir, store, conn) = explainer().await;
 
-        let candidates = plan(&mut conn, CANDIDATES).await;
+        let candidates = plan(&conn, CANDIDATES);
         assert!(
             candidates.contains("executions_planned_due"),
             "{candidates}"
@@ -480,18 +439,17 @@ mod tests {
             !candidates.contains("TEMP B-TREE FOR ORDER BY"),
             "{candidates}"
         );
-        let nth = plan(&mut conn, NTH_LATEST_START).await;
+        let nth = plan(&conn, NTH_LATEST_START);
         assert!(nth.contains("COVERING INDEX rate_usage_tag_time"), "{nth}");
         assert!(!nth.contains("TEMP B-TREE"), "{nth}");
         let held = plan(
-            &mut conn,
+            &conn,
             "SELECT id FROM executions WHERE status = 'planned' \
              AND rate_limited_until IS NOT NULL AND project_id = 'p'",
-        )
-        .await;
+        );
         assert!(held.contains("executions_rate_limited"), "{held}");
 
-        conn.close().await.unwrap();
+        drop(conn);
         store.close().await;
     }
 }

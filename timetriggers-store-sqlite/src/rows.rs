@@ -4,15 +4,13 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+use rusqlite::types::{FromSql, ValueRef};
+use rusqlite::Row;
 use timetriggers_core::{
     ApiKey, ApiKeyId, ClaimedExecution, DeliveryOptions, Execution, ExecutionId, ExecutionStatus,
     GeneratorLink, GeneratorStatus, HttpRequest, Job, JobId, JobStatus, LastAttempt, MonthQuota,
     Origin, Project, ProjectId, RateLimitState, StoreError, StoreResult, Timestamp, TriggeredBy,
 };
-
-use crate::error::from_sqlx;
 
 /// Column lists shared by the queries and the decoders below, so that they cannot drift apart.
 pub(crate) const PROJECT_COLUMNS: &str = "id, slug, month_quota, created_at";
@@ -74,35 +72,34 @@ pub(crate) fn id_list<'a>(ids: impl IntoIterator<Item = &'a str>) -> StoreResult
 
 // ---- decoding ---------------------------------------------------------------------------------
 
-fn get<'r, T>(row: &'r SqliteRow, col: &str) -> StoreResult<T>
-where
-    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
-{
-    row.try_get(col).map_err(from_sqlx)
+/// A column by name. A missing column or a value of the wrong type is a corrupt row.
+pub(crate) fn get<T: FromSql>(row: &Row<'_>, col: &str) -> StoreResult<T> {
+    row.get(col)
+        .map_err(|e| StoreError::corrupt(format!("column {col}: {e}")))
 }
 
-fn text(row: &SqliteRow, col: &str) -> StoreResult<String> {
+fn text(row: &Row<'_>, col: &str) -> StoreResult<String> {
     get(row, col)
 }
 
-fn opt_text(row: &SqliteRow, col: &str) -> StoreResult<Option<String>> {
+fn opt_text(row: &Row<'_>, col: &str) -> StoreResult<Option<String>> {
     get(row, col)
 }
 
-fn ts(row: &SqliteRow, col: &str) -> StoreResult<Timestamp> {
+fn ts(row: &Row<'_>, col: &str) -> StoreResult<Timestamp> {
     get::<i64>(row, col).map(Timestamp::from_millis)
 }
 
-fn opt_ts(row: &SqliteRow, col: &str) -> StoreResult<Option<Timestamp>> {
+fn opt_ts(row: &Row<'_>, col: &str) -> StoreResult<Option<Timestamp>> {
     get::<Option<i64>>(row, col).map(|v| v.map(Timestamp::from_millis))
 }
 
-fn int<T: TryFrom<i64>>(row: &SqliteRow, col: &str) -> StoreResult<T> {
+fn int<T: TryFrom<i64>>(row: &Row<'_>, col: &str) -> StoreResult<T> {
     let v: i64 = get(row, col)?;
     T::try_from(v).map_err(|_| StoreError::corrupt(format!("column {col}: {v} is out of range")))
 }
 
-fn opt_int<T: TryFrom<i64>>(row: &SqliteRow, col: &str) -> StoreResult<Option<T>> {
+fn opt_int<T: TryFrom<i64>>(row: &Row<'_>, col: &str) -> StoreResult<Option<T>> {
     match get::<Option<i64>>(row, col)? {
         None => Ok(None),
         Some(v) => T::try_from(v)
@@ -111,13 +108,13 @@ fn opt_int<T: TryFrom<i64>>(row: &SqliteRow, col: &str) -> StoreResult<Option<T>
     }
 }
 
-fn json<T: serde::de::DeserializeOwned>(row: &SqliteRow, col: &str) -> StoreResult<T> {
+fn json<T: serde::de::DeserializeOwned>(row: &Row<'_>, col: &str) -> StoreResult<T> {
     let raw: String = get(row, col)?;
     serde_json::from_str(&raw)
         .map_err(|e| StoreError::corrupt(format!("column {col}: invalid JSON: {e}")))
 }
 
-fn opt_json<T: serde::de::DeserializeOwned>(row: &SqliteRow, col: &str) -> StoreResult<Option<T>> {
+fn opt_json<T: serde::de::DeserializeOwned>(row: &Row<'_>, col: &str) -> StoreResult<Option<T>> {
     match get::<Option<String>>(row, col)? {
         None => Ok(None),
         Some(raw) => serde_json::from_str(&raw)
@@ -126,18 +123,18 @@ fn opt_json<T: serde::de::DeserializeOwned>(row: &SqliteRow, col: &str) -> Store
     }
 }
 
-fn parsed<T>(row: &SqliteRow, col: &str, parse: impl FnOnce(&str) -> Option<T>) -> StoreResult<T> {
+fn parsed<T>(row: &Row<'_>, col: &str, parse: impl FnOnce(&str) -> Option<T>) -> StoreResult<T> {
     let raw: String = get(row, col)?;
     parse(&raw).ok_or_else(|| StoreError::corrupt(format!("column {col}: unknown value {raw:?}")))
 }
 
 /// A job's status column.
-pub(crate) fn job_status(row: &SqliteRow, col: &str) -> StoreResult<JobStatus> {
+pub(crate) fn job_status(row: &Row<'_>, col: &str) -> StoreResult<JobStatus> {
     parsed(row, col, JobStatus::parse)
 }
 
 /// A nullable job status column.
-pub(crate) fn opt_job_status(row: &SqliteRow, col: &str) -> StoreResult<Option<JobStatus>> {
+pub(crate) fn opt_job_status(row: &Row<'_>, col: &str) -> StoreResult<Option<JobStatus>> {
     match opt_text(row, col)? {
         None => Ok(None),
         Some(raw) => JobStatus::parse(&raw)
@@ -147,13 +144,13 @@ pub(crate) fn opt_job_status(row: &SqliteRow, col: &str) -> StoreResult<Option<J
 }
 
 /// A generator status column.
-pub(crate) fn generator_status(row: &SqliteRow, col: &str) -> StoreResult<GeneratorStatus> {
+pub(crate) fn generator_status(row: &Row<'_>, col: &str) -> StoreResult<GeneratorStatus> {
     parsed(row, col, GeneratorStatus::parse)
 }
 
 /// A nullable generator status column.
 pub(crate) fn opt_generator_status(
-    row: &SqliteRow,
+    row: &Row<'_>,
     col: &str,
 ) -> StoreResult<Option<GeneratorStatus>> {
     match opt_text(row, col)? {
@@ -165,17 +162,17 @@ pub(crate) fn opt_generator_status(
 }
 
 /// A nullable text column.
-pub(crate) fn opt_text_col(row: &SqliteRow, col: &str) -> StoreResult<Option<String>> {
+pub(crate) fn opt_text_col(row: &Row<'_>, col: &str) -> StoreResult<Option<String>> {
     opt_text(row, col)
 }
 
 /// An id column.
-pub(crate) fn job_id(row: &SqliteRow, col: &str) -> StoreResult<JobId> {
+pub(crate) fn job_id(row: &Row<'_>, col: &str) -> StoreResult<JobId> {
     text(row, col).map(JobId::new)
 }
 
 /// A row of [`PROJECT_COLUMNS`].
-pub(crate) fn project(row: &SqliteRow) -> StoreResult<Project> {
+pub(crate) fn project(row: &Row<'_>) -> StoreResult<Project> {
     Ok(Project {
         id: ProjectId::new(text(row, "id")?),
         slug: text(row, "slug")?,
@@ -185,12 +182,12 @@ pub(crate) fn project(row: &SqliteRow) -> StoreResult<Project> {
 }
 
 /// A `month_quota` column: NULL is unlimited.
-pub(crate) fn month_quota(row: &SqliteRow, col: &str) -> StoreResult<MonthQuota> {
+pub(crate) fn month_quota(row: &Row<'_>, col: &str) -> StoreResult<MonthQuota> {
     opt_int::<u64>(row, col).map(MonthQuota::from_option)
 }
 
 /// A row of [`API_KEY_COLUMNS`].
-pub(crate) fn api_key(row: &SqliteRow) -> StoreResult<ApiKey> {
+pub(crate) fn api_key(row: &Row<'_>) -> StoreResult<ApiKey> {
     Ok(ApiKey {
         id: ApiKeyId::new(text(row, "id")?),
         project_id: ProjectId::new(text(row, "project_id")?),
@@ -200,24 +197,37 @@ pub(crate) fn api_key(row: &SqliteRow) -> StoreResult<ApiKey> {
     })
 }
 
-pub(crate) fn request(row: &SqliteRow) -> StoreResult<HttpRequest> {
-    let body: Vec<u8> = get(row, "body")?;
+pub(crate) fn request(row: &Row<'_>) -> StoreResult<HttpRequest> {
     Ok(HttpRequest {
         method: text(row, "method")?,
         url: text(row, "url")?,
         headers: json(row, "headers")?,
-        body: Bytes::from(body),
+        body: blob(row, "body")?,
     })
 }
 
-pub(crate) fn options(row: &SqliteRow) -> StoreResult<DeliveryOptions> {
+/// A BLOB column (a TEXT value is taken as its bytes).
+fn blob(row: &Row<'_>, col: &str) -> StoreResult<Bytes> {
+    let value = row
+        .get_ref(col)
+        .map_err(|e| StoreError::corrupt(format!("column {col}: {e}")))?;
+    match value {
+        ValueRef::Blob(bytes) | ValueRef::Text(bytes) => Ok(Bytes::copy_from_slice(bytes)),
+        other => Err(StoreError::corrupt(format!(
+            "column {col}: expected bytes, found {}",
+            other.data_type()
+        ))),
+    }
+}
+
+pub(crate) fn options(row: &Row<'_>) -> StoreResult<DeliveryOptions> {
     Ok(DeliveryOptions {
         max_attempts: int(row, "max_attempts")?,
         timeout: Duration::from_millis(int(row, "timeout_ms")?),
     })
 }
 
-fn rate_limited(row: &SqliteRow) -> StoreResult<RateLimitState> {
+fn rate_limited(row: &Row<'_>) -> StoreResult<RateLimitState> {
     Ok(RateLimitState {
         limited_at: opt_ts(row, "rate_limited_at")?,
         limited_until: opt_ts(row, "rate_limited_until")?,
@@ -226,7 +236,7 @@ fn rate_limited(row: &SqliteRow) -> StoreResult<RateLimitState> {
 }
 
 /// A row of [`JOB_COLUMNS`].
-pub(crate) fn job(row: &SqliteRow) -> StoreResult<Job> {
+pub(crate) fn job(row: &Row<'_>) -> StoreResult<Job> {
     let id = job_id(row, "id")?;
     let generator = match opt_text(row, "generator_id")? {
         None => None,
@@ -266,7 +276,7 @@ pub(crate) fn job(row: &SqliteRow) -> StoreResult<Job> {
 }
 
 /// A row of [`EXECUTION_COLUMNS`].
-pub(crate) fn execution(row: &SqliteRow) -> StoreResult<Execution> {
+pub(crate) fn execution(row: &Row<'_>) -> StoreResult<Execution> {
     Ok(Execution {
         id: ExecutionId::new(text(row, "id")?),
         job_id: job_id(row, "job_id")?,
@@ -287,7 +297,7 @@ pub(crate) fn execution(row: &SqliteRow) -> StoreResult<Execution> {
 }
 
 /// A row of [`CLAIMED_COLUMNS`].
-pub(crate) fn claimed(row: &SqliteRow) -> StoreResult<ClaimedExecution> {
+pub(crate) fn claimed(row: &Row<'_>) -> StoreResult<ClaimedExecution> {
     Ok(ClaimedExecution {
         execution_id: ExecutionId::new(text(row, "id")?),
         job_id: job_id(row, "job_id")?,
@@ -323,7 +333,7 @@ pub(crate) struct StartedRow {
 }
 
 /// A row returned by the claim's execution update.
-pub(crate) fn started(row: &SqliteRow) -> StoreResult<StartedRow> {
+pub(crate) fn started(row: &Row<'_>) -> StoreResult<StartedRow> {
     Ok(StartedRow {
         execution_id: ExecutionId::new(text(row, "id")?),
         job_id: job_id(row, "job_id")?,
@@ -337,7 +347,7 @@ pub(crate) fn started(row: &SqliteRow) -> StoreResult<StartedRow> {
 
 /// The job part of a claim (`UPDATE jobs … RETURNING id, method, url, headers, body,
 /// max_attempts, timeout_ms`).
-pub(crate) fn job_delivery(row: &SqliteRow) -> StoreResult<JobDelivery> {
+pub(crate) fn job_delivery(row: &Row<'_>) -> StoreResult<JobDelivery> {
     Ok(JobDelivery {
         id: job_id(row, "id")?,
         request: request(row)?,
@@ -347,7 +357,7 @@ pub(crate) fn job_delivery(row: &SqliteRow) -> StoreResult<JobDelivery> {
 }
 
 /// A key found by hash (`SELECT id, project_id`).
-pub(crate) fn api_key_ref(row: &SqliteRow) -> StoreResult<timetriggers_core::AuthenticatedKey> {
+pub(crate) fn api_key_ref(row: &Row<'_>) -> StoreResult<timetriggers_core::AuthenticatedKey> {
     Ok(timetriggers_core::AuthenticatedKey {
         key_id: ApiKeyId::new(text(row, "id")?),
         project_id: ProjectId::new(text(row, "project_id")?),

@@ -5,14 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures::FutureExt;
-use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
-use sqlx::ConnectOptions;
+use sqlx::{ConnectOptions, Connection};
 use timetriggers_core::{
     ApiKey, ApiKeyId, AuthenticatedKey, BulkSync, Claim, ClaimedExecution, CompletedExecution,
     DeclareSync, Execution, GeneratorDue, Job, JobId, MaterializeGenerator, NewApiKey, NewProject,
-    Project, ProjectId, Refusal, StaleScope, Store, StoreResult, SyncOutcome, Timestamp,
-    TriggerRef, UpsertTrigger, Upserted,
+    Project, ProjectId, Refusal, StaleScope, Store, StoreError, StoreResult, SyncOutcome,
+    Timestamp, TriggerRef, UpsertTrigger, Upserted,
 };
 
 use timetriggers_core::{
@@ -20,7 +18,9 @@ use timetriggers_core::{
     ReplayRefusal, Replayed, SessionUser, User, UserCredentials, UserId,
 };
 
-use crate::error::{closed, from_migrate, from_sqlx};
+use crate::error::{closed, from_migrate};
+use crate::readers::Readers;
+use crate::sql::{fetch_one, first};
 use crate::writer::Writer;
 use crate::{accounts, dashboard, rate_limits};
 use crate::{engine, generators, lock, options, projects, sync, triggers};
@@ -30,9 +30,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// A [`Store`] on one SQLite file. Cheap to clone: clones share the writer and the readers.
 ///
-/// Every write goes through one connection owned by a writer task, which commits whatever
-/// calls are queued together in one transaction (each in its own savepoint); reads use a small
-/// pool of read-only WAL connections. See the crate docs.
+/// Every write goes through one connection owned by a writer thread, which commits whatever
+/// calls are queued together in one transaction (each in its own savepoint); reads go to a few
+/// read-only WAL connections, each on its own thread. See the crate docs.
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
@@ -41,7 +41,7 @@ pub struct SqliteStore {
 struct Inner {
     path: PathBuf,
     writer: Writer,
-    readers: SqlitePool,
+    readers: Readers,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -49,38 +49,41 @@ impl fmt::Debug for SqliteStore {
         f.debug_struct("SqliteStore")
             .field("path", &self.inner.path)
             .field("writer", &self.inner.writer)
-            .field("readers", &self.inner.readers.size())
+            .field("readers", &self.inner.readers)
             .finish()
     }
 }
 
 impl SqliteStore {
     /// Opens (creating it if missing) the database file at `path`, runs the migrations, takes
-    /// the file's advisory lock and starts the writer. Must be called inside a tokio runtime.
+    /// the file's advisory lock and starts the writer and reader threads. Must be called inside
+    /// a tokio runtime.
     pub async fn open(path: impl AsRef<Path>) -> StoreResult<SqliteStore> {
         let path = path.as_ref().to_path_buf();
         let lock = lock::acquire(&path).await?;
 
-        let writer_options = options::writer(&path);
-        let mut conn = writer_options.connect().await.map_err(|e| {
+        // The migrations run through sqlx, which keeps their history in `_sqlx_migrations`;
+        // everything else goes through rusqlite.
+        let mut conn = options::migrations(&path).connect().await.map_err(|e| {
             crate::error::config(format!(
                 "cannot open the SQLite database {}: {e}",
                 path.display()
             ))
         })?;
         MIGRATOR.run(&mut conn).await.map_err(from_migrate)?;
+        conn.close().await.map_err(crate::error::from_sqlx)?;
 
-        let readers = SqlitePoolOptions::new()
-            .max_connections(options::READERS)
-            .min_connections(1)
-            .acquire_timeout(options::ACQUIRE_TIMEOUT)
-            // A local file does not drop connections: skip the ping before each read.
-            .test_before_acquire(false)
-            .connect_with(options::reader(&path))
-            .await
-            .map_err(from_sqlx)?;
+        // Opening may replay a WAL left by a killed process: off the runtime's threads.
+        let opened = path.clone();
+        let (writer_conn, readers) = tokio::task::spawn_blocking(move || {
+            let writer = options::open_writer(&opened)?;
+            let readers = Readers::open(&opened, options::READERS)?;
+            Ok::<_, StoreError>((writer, readers))
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("opening the SQLite database: {e}")))??;
 
-        let writer = Writer::spawn(conn, writer_options, lock);
+        let writer = Writer::spawn(writer_conn, path.clone(), lock)?;
         tracing::debug!(path = %path.display(), "SQLite store open");
         Ok(SqliteStore {
             inner: Arc::new(Inner {
@@ -110,6 +113,24 @@ impl SqliteStore {
         self.inner.writer.close().await;
         self.inner.readers.close().await;
     }
+
+    /// Runs `f` in the writer's next transaction.
+    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> StoreResult<T> + Send + 'static,
+    {
+        self.inner.writer.write(f).await
+    }
+
+    /// Runs `f` on a reader connection.
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> StoreResult<T> + Send + 'static,
+    {
+        self.inner.readers.read(f).await
+    }
 }
 
 #[async_trait]
@@ -118,11 +139,8 @@ impl Store for SqliteStore {
         if self.inner.writer.is_closed() {
             return Err(closed());
         }
-        sqlx::query("SELECT 1")
-            .execute(&self.inner.readers)
+        self.read(|c| fetch_one(c, "SELECT 1", [], first::<i64>).map(|_| ()))
             .await
-            .map_err(from_sqlx)?;
-        Ok(())
     }
 
     fn is_exclusive(&self) -> bool {
@@ -130,46 +148,36 @@ impl Store for SqliteStore {
     }
 
     async fn create_project(&self, project: NewProject) -> StoreResult<Project> {
-        self.inner
-            .writer
-            .write(move |conn| projects::create(conn, project).boxed())
-            .await
+        self.write(move |c| projects::create(c, project)).await
     }
 
     async fn get_project(&self, id: &ProjectId) -> StoreResult<Option<Project>> {
-        projects::get(&self.inner.readers, id).await
+        let id = id.clone();
+        self.read(move |c| projects::get(c, &id)).await
     }
 
     async fn get_project_by_slug(&self, slug: &str) -> StoreResult<Option<Project>> {
-        projects::get_by_slug(&self.inner.readers, slug).await
+        let slug = slug.to_owned();
+        self.read(move |c| projects::get_by_slug(c, &slug)).await
     }
 
     async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey> {
-        self.inner
-            .writer
-            .write(move |conn| projects::create_key(conn, key).boxed())
-            .await
+        self.write(move |c| projects::create_key(c, key)).await
     }
 
     async fn find_api_key(&self, key_hash: &str) -> StoreResult<Option<AuthenticatedKey>> {
-        projects::find_key(&self.inner.readers, key_hash).await
+        let key_hash = key_hash.to_owned();
+        self.read(move |c| projects::find_key(c, &key_hash)).await
     }
 
     async fn delete_api_key(&self, project_id: &ProjectId, id: &ApiKeyId) -> StoreResult<()> {
         let (project_id, id) = (project_id.clone(), id.clone());
-        self.inner
-            .writer
-            .write(move |conn| {
-                async move { projects::delete_key(conn, &project_id, &id).await }.boxed()
-            })
+        self.write(move |c| projects::delete_key(c, &project_id, &id))
             .await
     }
 
     async fn upsert_trigger(&self, req: UpsertTrigger) -> StoreResult<Result<Upserted, Refusal>> {
-        self.inner
-            .writer
-            .write(move |conn| triggers::upsert(conn, req).boxed())
-            .await
+        self.write(move |c| triggers::upsert(c, req)).await
     }
 
     async fn cancel_trigger(
@@ -179,16 +187,14 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<Result<JobId, Refusal>> {
         let (project_id, target) = (project_id.clone(), target.clone());
-        self.inner
-            .writer
-            .write(move |conn| {
-                async move { triggers::cancel(conn, &project_id, &target, now).await }.boxed()
-            })
+        self.write(move |c| triggers::cancel(c, &project_id, &target, now))
             .await
     }
 
     async fn get_job(&self, project_id: &ProjectId, id: &JobId) -> StoreResult<Option<Job>> {
-        triggers::get_job(&self.inner.readers, project_id, id).await
+        let (project_id, id) = (project_id.clone(), id.clone());
+        self.read(move |c| triggers::get_job(c, &project_id, &id))
+            .await
     }
 
     async fn list_job_executions(
@@ -196,18 +202,17 @@ impl Store for SqliteStore {
         project_id: &ProjectId,
         job_id: &JobId,
     ) -> StoreResult<Option<Vec<Execution>>> {
-        triggers::list_job_executions(&self.inner.readers, project_id, job_id).await
-    }
-
-    async fn claim_due(&self, claim: Claim) -> StoreResult<Vec<ClaimedExecution>> {
-        self.inner
-            .writer
-            .write(move |conn| async move { engine::claim_due(conn, &claim).await }.boxed())
+        let (project_id, job_id) = (project_id.clone(), job_id.clone());
+        self.read(move |c| triggers::list_job_executions(c, &project_id, &job_id))
             .await
     }
 
+    async fn claim_due(&self, claim: Claim) -> StoreResult<Vec<ClaimedExecution>> {
+        self.write(move |c| engine::claim_due(c, &claim)).await
+    }
+
     async fn next_due_at(&self) -> StoreResult<Option<Timestamp>> {
-        engine::next_due_at(&self.inner.readers).await
+        self.read(engine::next_due_at).await
     }
 
     async fn complete_executions(&self, done: &[CompletedExecution]) -> StoreResult<()> {
@@ -215,10 +220,7 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let done = done.to_vec();
-        self.inner
-            .writer
-            .write(move |conn| async move { engine::complete(conn, &done).await }.boxed())
-            .await
+        self.write(move |c| engine::complete(c, &done)).await
     }
 
     async fn list_stale_executions(
@@ -227,21 +229,16 @@ impl Store for SqliteStore {
         scope: StaleScope,
         limit: usize,
     ) -> StoreResult<Vec<ClaimedExecution>> {
-        engine::list_stale(&self.inner.readers, now, scope, limit).await
+        self.read(move |c| engine::list_stale(c, now, scope, limit))
+            .await
     }
 
     async fn declare(&self, sync: DeclareSync) -> StoreResult<Result<SyncOutcome, Refusal>> {
-        self.inner
-            .writer
-            .write(move |conn| async move { sync::declare(conn, &sync).await }.boxed())
-            .await
+        self.write(move |c| sync::declare(c, &sync)).await
     }
 
     async fn bulk(&self, sync: BulkSync) -> StoreResult<Result<SyncOutcome, Refusal>> {
-        self.inner
-            .writer
-            .write(move |conn| async move { sync::bulk(conn, &sync).await }.boxed())
-            .await
+        self.write(move |c| sync::bulk(c, &sync)).await
     }
 
     async fn list_generators_due(
@@ -249,33 +246,28 @@ impl Store for SqliteStore {
         overdue_before: Timestamp,
         limit: usize,
     ) -> StoreResult<Vec<GeneratorDue>> {
-        generators::list_due(&self.inner.readers, overdue_before, limit).await
+        self.read(move |c| generators::list_due(c, overdue_before, limit))
+            .await
     }
 
     async fn materialize_generator(&self, plan: MaterializeGenerator) -> StoreResult<bool> {
-        self.inner
-            .writer
-            .write(move |conn| async move { generators::materialize(conn, &plan).await }.boxed())
-            .await
+        self.write(move |c| generators::materialize(c, &plan)).await
     }
 
     // ---- dashboard ----------------------------------------------------------------------------
 
     async fn create_user(&self, user: NewUser) -> StoreResult<User> {
-        self.inner
-            .writer
-            .write(move |conn| accounts::create_user(conn, user).boxed())
-            .await
+        self.write(move |c| accounts::create_user(c, user)).await
     }
 
     async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<UserCredentials>> {
-        accounts::find_user_by_email(&self.inner.readers, email).await
+        let email = email.to_owned();
+        self.read(move |c| accounts::find_user_by_email(c, &email))
+            .await
     }
 
     async fn create_session(&self, session: NewSession) -> StoreResult<()> {
-        self.inner
-            .writer
-            .write(move |conn| accounts::create_session(conn, session).boxed())
+        self.write(move |c| accounts::create_session(c, session))
             .await
     }
 
@@ -284,21 +276,21 @@ impl Store for SqliteStore {
         token_hash: &str,
         now: Timestamp,
     ) -> StoreResult<Option<SessionUser>> {
-        accounts::find_session(&self.inner.readers, token_hash, now).await
+        let token_hash = token_hash.to_owned();
+        self.read(move |c| accounts::find_session(c, &token_hash, now))
+            .await
     }
 
     async fn revoke_session(&self, token_hash: &str) -> StoreResult<()> {
         let token_hash = token_hash.to_owned();
-        self.inner
-            .writer
-            .write(move |conn| {
-                async move { accounts::revoke_session(conn, &token_hash).await }.boxed()
-            })
+        self.write(move |c| accounts::revoke_session(c, &token_hash))
             .await
     }
 
     async fn list_user_projects(&self, user_id: &UserId) -> StoreResult<Vec<Project>> {
-        accounts::list_user_projects(&self.inner.readers, user_id).await
+        let user_id = user_id.clone();
+        self.read(move |c| accounts::list_user_projects(c, &user_id))
+            .await
     }
 
     async fn create_user_project(
@@ -307,37 +299,36 @@ impl Store for SqliteStore {
         project: NewProject,
     ) -> StoreResult<Project> {
         let user_id = user_id.clone();
-        self.inner
-            .writer
-            .write(move |conn| {
-                async move { accounts::create_user_project(conn, &user_id, project).await }.boxed()
-            })
+        self.write(move |c| accounts::create_user_project(c, &user_id, project))
             .await
     }
 
     async fn list_api_keys(&self, project_ids: &[ProjectId]) -> StoreResult<Vec<ApiKey>> {
-        dashboard::list_api_keys(&self.inner.readers, project_ids).await
+        let project_ids = project_ids.to_vec();
+        self.read(move |c| dashboard::list_api_keys(c, &project_ids))
+            .await
     }
 
     async fn list_jobs(&self, query: &JobQuery) -> StoreResult<JobPage> {
-        dashboard::list_jobs(&self.inner.readers, query).await
+        let query = query.clone();
+        self.read(move |c| dashboard::list_jobs(c, &query)).await
     }
 
     async fn list_executions(&self, query: &ExecutionQuery) -> StoreResult<ExecutionPage> {
-        dashboard::list_executions(&self.inner.readers, query).await
+        let query = query.clone();
+        self.read(move |c| dashboard::list_executions(c, &query))
+            .await
     }
 
     async fn replay_job(&self, replay: ReplayJob) -> StoreResult<Result<Replayed, ReplayRefusal>> {
-        self.inner
-            .writer
-            .write(move |conn| async move { dashboard::replay_job(conn, &replay).await }.boxed())
-            .await
+        self.write(move |c| dashboard::replay_job(c, &replay)).await
     }
 
     // ---- rate limits ----
 
     async fn list_rate_limits(&self, project_ids: &[ProjectId]) -> StoreResult<Vec<RateLimit>> {
-        rate_limits::list(&self.inner.readers, project_ids).await
+        let project_ids = project_ids.to_vec();
+        self.read(move |c| rate_limits::list(c, &project_ids)).await
     }
 
     async fn get_rate_limit(
@@ -345,21 +336,17 @@ impl Store for SqliteStore {
         project_ids: &[ProjectId],
         id: &RateLimitId,
     ) -> StoreResult<Option<RateLimit>> {
-        rate_limits::get_rule(&self.inner.readers, project_ids, id).await
+        let (project_ids, id) = (project_ids.to_vec(), id.clone());
+        self.read(move |c| rate_limits::get_rule(c, &project_ids, &id))
+            .await
     }
 
     async fn create_rate_limit(&self, rule: NewRateLimit) -> StoreResult<RateLimit> {
-        self.inner
-            .writer
-            .write(move |conn| rate_limits::create(conn, rule).boxed())
-            .await
+        self.write(move |c| rate_limits::create(c, rule)).await
     }
 
     async fn update_rate_limit(&self, update: UpdateRateLimit) -> StoreResult<RateLimit> {
-        self.inner
-            .writer
-            .write(move |conn| rate_limits::update(conn, update).boxed())
-            .await
+        self.write(move |c| rate_limits::update(c, update)).await
     }
 
     async fn delete_rate_limit(
@@ -369,11 +356,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<()> {
         let (project_id, id) = (project_id.clone(), id.clone());
-        self.inner
-            .writer
-            .write(move |conn| {
-                async move { rate_limits::delete(conn, &project_id, &id, now).await }.boxed()
-            })
+        self.write(move |c| rate_limits::delete(c, &project_id, &id, now))
             .await
     }
 }

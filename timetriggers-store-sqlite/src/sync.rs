@@ -1,8 +1,7 @@
 //! `/declare` and `/bulk`: read what the sync concerns, let core plan it
 //! ([`plan_declare`], [`plan_bulk_upserts`]), apply the plan — all in the writer's transaction.
 
-use sqlx::sqlite::{SqliteConnection, SqliteRow};
-use sqlx::Row;
+use rusqlite::{params, Connection, Row};
 use timetriggers_core::declare::{billable, plan_bulk_upserts, plan_declare};
 use timetriggers_core::{
     BulkSelector, BulkSync, DeclareItem, DeclareSync, FoundItem, GeneratorStatus, ItemState, JobId,
@@ -10,8 +9,8 @@ use timetriggers_core::{
     SyncResult, SyncStep, Timestamp, UpsertPlan,
 };
 
-use crate::error::from_sqlx;
-use crate::rows::{self, id_list};
+use crate::rows::{self, get, id_list};
+use crate::sql::{execute, fetch_all, fetch_optional, first};
 use crate::triggers;
 
 const MANAGED_JOB_COLUMNS: &str = "id, status, custom_key, spec, title, method, url, headers, \
@@ -19,7 +18,7 @@ const MANAGED_JOB_COLUMNS: &str = "id, status, custom_key, spec, title, method, 
 const MANAGED_GENERATOR_COLUMNS: &str = "id, status, custom_key, COALESCE(spec, expression) AS \
      spec, timezone, title, method, url, headers, body, tags, max_attempts, timeout_ms, origin";
 
-fn managed_job(row: &SqliteRow) -> StoreResult<ManagedItem> {
+fn managed_job(row: &Row<'_>) -> StoreResult<ManagedItem> {
     Ok(ManagedItem {
         id: rows::job_id(row, "id")?,
         state: ItemState::Job(rows::job_status(row, "status")?),
@@ -30,11 +29,11 @@ fn managed_job(row: &SqliteRow) -> StoreResult<ManagedItem> {
         request: rows::request(row)?,
         tags: tags(row)?,
         options: rows::options(row)?,
-        declared: row.try_get::<String, _>("origin").map_err(from_sqlx)? == "declare",
+        declared: get::<String>(row, "origin")? == "declare",
     })
 }
 
-fn managed_generator(row: &SqliteRow) -> StoreResult<ManagedItem> {
+fn managed_generator(row: &Row<'_>) -> StoreResult<ManagedItem> {
     Ok(ManagedItem {
         id: rows::job_id(row, "id")?,
         state: ItemState::Generator(rows::generator_status(row, "status")?),
@@ -45,20 +44,20 @@ fn managed_generator(row: &SqliteRow) -> StoreResult<ManagedItem> {
         request: rows::request(row)?,
         tags: tags(row)?,
         options: rows::options(row)?,
-        declared: row.try_get::<String, _>("origin").map_err(from_sqlx)? == "declare",
+        declared: get::<String>(row, "origin")? == "declare",
     })
 }
 
-fn tags(row: &SqliteRow) -> StoreResult<Vec<String>> {
-    let raw: String = row.try_get("tags").map_err(from_sqlx)?;
+fn tags(row: &Row<'_>) -> StoreResult<Vec<String>> {
+    let raw: String = get(row, "tags")?;
     serde_json::from_str(&raw)
         .map_err(|e| timetriggers_core::StoreError::corrupt(format!("column tags: {e}")))
 }
 
 /// Live items holding one of `keys` (any origin) and, when `declared` is set, every live or
 /// finished (completed / skipped) item `/declare` created. Occurrence jobs are never items.
-async fn load(
-    conn: &mut SqliteConnection,
+fn load(
+    conn: &Connection,
     project: &ProjectId,
     keys: &str,
     declared: bool,
@@ -74,15 +73,7 @@ async fn load(
                AND status IN ('registered', 'queued', 'running')) {declared_jobs}) \
          ORDER BY registered_at DESC LIMIT 20000"
     );
-    let mut items = sqlx::query(&sql)
-        .bind(project.as_str())
-        .bind(keys)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(from_sqlx)?
-        .iter()
-        .map(managed_job)
-        .collect::<StoreResult<Vec<_>>>()?;
+    let mut items = fetch_all(conn, &sql, [project.as_str(), keys], managed_job)?;
     let declared_generators = if declared {
         "OR origin = 'declare'"
     } else {
@@ -93,15 +84,12 @@ async fn load(
          AND status = 'active' \
          AND (custom_key IN (SELECT value FROM json_each(?2)) {declared_generators})"
     );
-    let generators = sqlx::query(&sql)
-        .bind(project.as_str())
-        .bind(keys)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(from_sqlx)?;
-    for row in &generators {
-        items.push(managed_generator(row)?);
-    }
+    items.extend(fetch_all(
+        conn,
+        &sql,
+        [project.as_str(), keys],
+        managed_generator,
+    )?);
     Ok(items)
 }
 
@@ -110,25 +98,26 @@ fn keys_of(items: &[DeclareItem]) -> StoreResult<String> {
 }
 
 /// Quota left for `units` more; `Err` when it cannot cover them.
-async fn check_quota(
-    conn: &mut SqliteConnection,
+fn check_quota(
+    conn: &Connection,
     project: &ProjectId,
     month: &str,
     units: u64,
 ) -> StoreResult<Result<(), Refusal>> {
-    let row = sqlx::query(
+    let (quota, used) = fetch_optional(
+        conn,
         "SELECT p.month_quota, COALESCE((SELECT used FROM quota_usage q \
              WHERE q.project_id = p.id AND q.month = ?2), 0) AS used \
          FROM projects p WHERE p.id = ?1",
-    )
-    .bind(project.as_str())
-    .bind(month)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(from_sqlx)?
+        [project.as_str(), month],
+        |row| {
+            Ok((
+                rows::month_quota(row, "month_quota")?,
+                get::<i64>(row, "used")?,
+            ))
+        },
+    )?
     .ok_or(timetriggers_core::StoreError::NotFound)?;
-    let quota = rows::month_quota(&row, "month_quota")?;
-    let used: i64 = row.try_get("used").map_err(from_sqlx)?;
     let used = u64::try_from(used).unwrap_or(0);
     match quota.remaining(used) {
         Some(left) if left < units => Ok(Err(Refusal::QuotaExceeded)),
@@ -137,15 +126,15 @@ async fn check_quota(
 }
 
 /// [`timetriggers_core::Store::declare`].
-pub(crate) async fn declare(
-    conn: &mut SqliteConnection,
+pub(crate) fn declare(
+    conn: &Connection,
     sync: &DeclareSync,
 ) -> StoreResult<Result<SyncOutcome, Refusal>> {
-    let existing = load(conn, &sync.project_id, &keys_of(&sync.items)?, true).await?;
+    let existing = load(conn, &sync.project_id, &keys_of(&sync.items)?, true)?;
     let steps = plan_declare(&sync.items, &existing);
     let month = sync.now.month_key();
     let units = billable(&steps, &sync.items);
-    if let Err(refusal) = check_quota(conn, &sync.project_id, &month, units).await? {
+    if let Err(refusal) = check_quota(conn, &sync.project_id, &month, units)? {
         return Ok(Err(refusal));
     }
     let mut outcome = SyncOutcome::default();
@@ -157,29 +146,28 @@ pub(crate) async fn declare(
             step,
             Origin::Declare,
             sync.now,
-        )
-        .await?;
+        )?;
         outcome.operations.push(line);
     }
     if units > 0 {
-        triggers::charge_units(conn, &sync.project_id, &month, units).await?;
+        triggers::charge_units(conn, &sync.project_id, &month, units)?;
     }
     Ok(Ok(outcome))
 }
 
 /// [`timetriggers_core::Store::bulk`].
-pub(crate) async fn bulk(
-    conn: &mut SqliteConnection,
+pub(crate) fn bulk(
+    conn: &Connection,
     sync: &BulkSync,
 ) -> StoreResult<Result<SyncOutcome, Refusal>> {
     let mut outcome = SyncOutcome::default();
     let mut cancelled: Vec<JobId> = Vec::new();
     for selector in &sync.cancels {
-        for item in select(conn, &sync.project_id, selector).await? {
+        for item in select(conn, &sync.project_id, selector)? {
             if cancelled.contains(&item.id) || !item.state.is_pending() {
                 continue;
             }
-            triggers::cancel_item(conn, &item, sync.now).await?;
+            triggers::cancel_item(conn, &item, sync.now)?;
             outcome.operations.push(SyncResult {
                 operation: SyncOperation::Cancelled,
                 custom_key: None,
@@ -192,13 +180,13 @@ pub(crate) async fn bulk(
     }
     // The keys of what was cancelled, for the result lines.
     for line in &mut outcome.operations {
-        line.custom_key = item_key(conn, &line.id).await?;
+        line.custom_key = item_key(conn, &line.id)?;
     }
-    let holders = load(conn, &sync.project_id, &keys_of(&sync.upserts)?, false).await?;
+    let holders = load(conn, &sync.project_id, &keys_of(&sync.upserts)?, false)?;
     let steps = plan_bulk_upserts(&sync.upserts, &holders);
     let month = sync.now.month_key();
     let units = billable(&steps, &sync.upserts);
-    if let Err(refusal) = check_quota(conn, &sync.project_id, &month, units).await? {
+    if let Err(refusal) = check_quota(conn, &sync.project_id, &month, units)? {
         return Ok(Err(refusal));
     }
     for step in steps {
@@ -209,91 +197,79 @@ pub(crate) async fn bulk(
             step,
             Origin::Bulk,
             sync.now,
-        )
-        .await?;
+        )?;
         outcome.operations.push(line);
     }
     if units > 0 {
-        triggers::charge_units(conn, &sync.project_id, &month, units).await?;
+        triggers::charge_units(conn, &sync.project_id, &month, units)?;
     }
     Ok(Ok(outcome))
 }
 
-async fn item_key(conn: &mut SqliteConnection, id: &JobId) -> StoreResult<Option<String>> {
-    let key: Option<Option<String>> = sqlx::query_scalar(
+fn item_key(conn: &Connection, id: &JobId) -> StoreResult<Option<String>> {
+    let key: Option<Option<String>> = fetch_optional(
+        conn,
         "SELECT custom_key FROM jobs WHERE id = ?1 \
          UNION ALL SELECT custom_key FROM generators WHERE id = ?1 LIMIT 1",
-    )
-    .bind(id.as_str())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(from_sqlx)?;
+        [id.as_str()],
+        first,
+    )?;
     Ok(key.flatten())
 }
 
 /// The items a bulk cancel selector names (pending or not; the caller keeps pending ones).
-async fn select(
-    conn: &mut SqliteConnection,
+fn select(
+    conn: &Connection,
     project: &ProjectId,
     selector: &BulkSelector,
 ) -> StoreResult<Vec<FoundItem>> {
     Ok(match selector {
-        BulkSelector::CustomKey(key) => triggers::find_live_key_holder(conn, project, key)
-            .await?
+        BulkSelector::CustomKey(key) => triggers::find_live_key_holder(conn, project, key)?
             .into_iter()
             .collect(),
-        BulkSelector::Id(id) => triggers::find_by_id(conn, project, id)
-            .await?
+        BulkSelector::Id(id) => triggers::find_by_id(conn, project, id)?
             .into_iter()
             .collect(),
-        BulkSelector::Bare(s) => match triggers::find_live_key_holder(conn, project, s).await? {
+        BulkSelector::Bare(s) => match triggers::find_live_key_holder(conn, project, s)? {
             Some(item) => vec![item],
-            None => triggers::find_by_id(conn, project, &JobId::new(s.as_str()))
-                .await?
+            None => triggers::find_by_id(conn, project, &JobId::new(s.as_str()))?
                 .into_iter()
                 .collect(),
         },
         BulkSelector::Tag(tag) => {
-            let mut found = Vec::new();
-            let jobs = sqlx::query(
+            let mut found = fetch_all(
+                conn,
                 "SELECT id FROM jobs WHERE project_id = ?1 AND status = 'registered' \
                  AND generator_id IS NULL \
                  AND EXISTS (SELECT 1 FROM json_each(jobs.tags) WHERE value = ?2)",
-            )
-            .bind(project.as_str())
-            .bind(tag)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(from_sqlx)?;
-            for row in &jobs {
-                found.push(FoundItem {
-                    id: rows::job_id(row, "id")?,
-                    state: ItemState::Job(timetriggers_core::JobStatus::Registered),
-                });
-            }
-            let generators = sqlx::query(
+                [project.as_str(), tag.as_str()],
+                |row| {
+                    Ok(FoundItem {
+                        id: rows::job_id(row, "id")?,
+                        state: ItemState::Job(timetriggers_core::JobStatus::Registered),
+                    })
+                },
+            )?;
+            found.extend(fetch_all(
+                conn,
                 "SELECT id FROM generators WHERE project_id = ?1 AND status = 'active' \
                  AND EXISTS (SELECT 1 FROM json_each(generators.tags) WHERE value = ?2)",
-            )
-            .bind(project.as_str())
-            .bind(tag)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(from_sqlx)?;
-            for row in &generators {
-                found.push(FoundItem {
-                    id: rows::job_id(row, "id")?,
-                    state: ItemState::Generator(GeneratorStatus::Active),
-                });
-            }
+                [project.as_str(), tag.as_str()],
+                |row| {
+                    Ok(FoundItem {
+                        id: rows::job_id(row, "id")?,
+                        state: ItemState::Generator(GeneratorStatus::Active),
+                    })
+                },
+            )?);
             found
         }
     })
 }
 
 /// Applies one step and returns its result line.
-async fn apply_step(
-    conn: &mut SqliteConnection,
+fn apply_step(
+    conn: &Connection,
     project: &ProjectId,
     items: &[DeclareItem],
     step: SyncStep,
@@ -309,8 +285,8 @@ async fn apply_step(
         SyncStep::Add { index } => {
             let item = item_at(index)?;
             let req = item.upsert(project, None, origin, now);
-            let (id, _, _) = triggers::apply(conn, &req, UpsertPlan::Create, None).await?;
-            record_spec(conn, &id, item).await?;
+            let (id, _, _) = triggers::apply(conn, &req, UpsertPlan::Create, None)?;
+            record_spec(conn, &id, item)?;
             item.applied(SyncOperation::Added, id, None)
         }
         SyncStep::Update {
@@ -321,8 +297,8 @@ async fn apply_step(
         } => {
             let item = item_at(index)?;
             let req = item.upsert(project, Some(id.clone()), origin, now);
-            triggers::apply(conn, &req, UpsertPlan::Update(id.clone()), Some(existing)).await?;
-            record_spec(conn, &id, item).await?;
+            triggers::apply(conn, &req, UpsertPlan::Update(id.clone()), Some(existing))?;
+            record_spec(conn, &id, item)?;
             item.applied(SyncOperation::Updated, id, Some(changed))
         }
         SyncStep::Unchanged { index, id } => {
@@ -338,7 +314,7 @@ async fn apply_step(
                 id: id.clone(),
                 state: ItemState::pending(kind),
             };
-            triggers::cancel_item(conn, &item, now).await?;
+            triggers::cancel_item(conn, &item, now)?;
             SyncResult {
                 operation: SyncOperation::Cancelled,
                 custom_key,
@@ -351,20 +327,11 @@ async fn apply_step(
 }
 
 /// Keeps the declared `scheduledAt` for the next sync's comparison.
-async fn record_spec(
-    conn: &mut SqliteConnection,
-    id: &JobId,
-    item: &DeclareItem,
-) -> StoreResult<()> {
-    let table = match item.kind() {
-        JobKind::Job => "jobs",
-        JobKind::Generator => "generators",
+fn record_spec(conn: &Connection, id: &JobId, item: &DeclareItem) -> StoreResult<()> {
+    let sql = match item.kind() {
+        JobKind::Job => "UPDATE jobs SET spec = ?2 WHERE id = ?1",
+        JobKind::Generator => "UPDATE generators SET spec = ?2 WHERE id = ?1",
     };
-    sqlx::query(&format!("UPDATE {table} SET spec = ?2 WHERE id = ?1"))
-        .bind(id.as_str())
-        .bind(item.spec.as_deref())
-        .execute(&mut *conn)
-        .await
-        .map_err(from_sqlx)?;
+    execute(conn, sql, params![id.as_str(), item.spec.as_deref()])?;
     Ok(())
 }

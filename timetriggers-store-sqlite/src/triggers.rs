@@ -3,7 +3,7 @@
 //! The decisions are core's ([`plan_upsert`], [`plan_cancel`]); this module reads what they
 //! need inside the writer's transaction and applies what they decide.
 
-use sqlx::sqlite::{SqliteConnection, SqlitePool};
+use rusqlite::{params, Connection, Row};
 use timetriggers_core::lifecycle::{plan_cancel, plan_upsert};
 use timetriggers_core::{
     Execution, ExecutionId, FoundItem, GeneratorStatus, ItemState, Job, JobId, JobKind, JobStatus,
@@ -11,11 +11,11 @@ use timetriggers_core::{
     TriggerRef, TriggerSchedule, UpsertOperation, UpsertPlan, UpsertTrigger, Upserted,
 };
 
-use crate::error::from_sqlx;
 use crate::generators;
 use crate::rows::{
     self, duration_ms, headers_json, ms, tags_json, EXECUTION_COLUMNS, GENERATOR_JOIN, JOB_COLUMNS,
 };
+use crate::sql::{execute, fetch_all, fetch_one, fetch_optional, first};
 
 /// The statuses in which a job holds its custom key. Queries spell the list out literally (as
 /// the partial index `jobs_live_custom_key` does) so that SQLite can use the index.
@@ -24,32 +24,32 @@ const LIVE: &str = "('registered', 'queued', 'running')";
 // ---- lookups inside a write -------------------------------------------------------------------
 
 /// The item with this id in the project, in any state.
-pub(crate) async fn find_by_id(
-    conn: &mut SqliteConnection,
+pub(crate) fn find_by_id(
+    conn: &Connection,
     project_id: &ProjectId,
     id: &JobId,
 ) -> StoreResult<Option<FoundItem>> {
-    let row = sqlx::query("SELECT id, status FROM jobs WHERE id = ?1 AND project_id = ?2")
-        .bind(id.as_str())
-        .bind(project_id.as_str())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(from_sqlx)?;
-    if let Some(row) = row {
-        return found_job(&row).map(Some);
+    let ids = [id.as_str(), project_id.as_str()];
+    let job = fetch_optional(
+        conn,
+        "SELECT id, status FROM jobs WHERE id = ?1 AND project_id = ?2",
+        ids,
+        found_job,
+    )?;
+    if job.is_some() {
+        return Ok(job);
     }
-    let row = sqlx::query("SELECT id, status FROM generators WHERE id = ?1 AND project_id = ?2")
-        .bind(id.as_str())
-        .bind(project_id.as_str())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(from_sqlx)?;
-    row.map(|row| found_generator(&row)).transpose()
+    fetch_optional(
+        conn,
+        "SELECT id, status FROM generators WHERE id = ?1 AND project_id = ?2",
+        ids,
+        found_generator,
+    )
 }
 
 /// The live item holding `key` in the project.
-pub(crate) async fn find_live_key_holder(
-    conn: &mut SqliteConnection,
+pub(crate) fn find_live_key_holder(
+    conn: &Connection,
     project_id: &ProjectId,
     key: &str,
 ) -> StoreResult<Option<FoundItem>> {
@@ -57,35 +57,27 @@ pub(crate) async fn find_live_key_holder(
         "SELECT id, status FROM jobs WHERE project_id = ?1 AND custom_key = ?2 \
          AND custom_key IS NOT NULL AND status IN {LIVE}"
     );
-    let row = sqlx::query(&sql)
-        .bind(project_id.as_str())
-        .bind(key)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(from_sqlx)?;
-    if let Some(row) = row {
-        return found_job(&row).map(Some);
+    let job = fetch_optional(conn, &sql, [project_id.as_str(), key], found_job)?;
+    if job.is_some() {
+        return Ok(job);
     }
-    let row = sqlx::query(
+    fetch_optional(
+        conn,
         "SELECT id, status FROM generators WHERE project_id = ?1 AND custom_key = ?2 \
          AND custom_key IS NOT NULL AND status = 'active'",
+        [project_id.as_str(), key],
+        found_generator,
     )
-    .bind(project_id.as_str())
-    .bind(key)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(from_sqlx)?;
-    row.map(|row| found_generator(&row)).transpose()
 }
 
-fn found_generator(row: &sqlx::sqlite::SqliteRow) -> StoreResult<FoundItem> {
+fn found_generator(row: &Row<'_>) -> StoreResult<FoundItem> {
     Ok(FoundItem {
         id: rows::job_id(row, "id")?,
         state: ItemState::Generator(rows::generator_status(row, "status")?),
     })
 }
 
-fn found_job(row: &sqlx::sqlite::SqliteRow) -> StoreResult<FoundItem> {
+fn found_job(row: &Row<'_>) -> StoreResult<FoundItem> {
     Ok(FoundItem {
         id: rows::job_id(row, "id")?,
         state: ItemState::Job(rows::job_status(row, "status")?),
@@ -122,28 +114,30 @@ struct Snapshot {
 }
 
 /// Reads the [`Snapshot`]; `NotFound` if there is no such project.
-async fn snapshot(
-    conn: &mut SqliteConnection,
-    req: &UpsertTrigger,
-    month: &str,
-) -> StoreResult<Snapshot> {
-    let row = sqlx::query(UPSERT_SNAPSHOT)
-        .bind(req.project_id.as_str())
-        .bind(month)
-        .bind(req.trigger_id.as_ref().map(JobId::as_str))
-        .bind(req.custom_key.as_deref())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(from_sqlx)?
-        .ok_or(StoreError::NotFound)?;
-    let used: i64 = sqlx::Row::try_get(&row, "used").map_err(from_sqlx)?;
+fn snapshot(conn: &Connection, req: &UpsertTrigger, month: &str) -> StoreResult<Snapshot> {
+    fetch_optional(
+        conn,
+        UPSERT_SNAPSHOT,
+        params![
+            req.project_id.as_str(),
+            month,
+            req.trigger_id.as_ref().map(JobId::as_str),
+            req.custom_key.as_deref()
+        ],
+        |row| decode_snapshot(row, req),
+    )?
+    .ok_or(StoreError::NotFound)
+}
+
+fn decode_snapshot(row: &Row<'_>, req: &UpsertTrigger) -> StoreResult<Snapshot> {
+    let used: i64 = rows::get(row, "used")?;
     // Jobs and generators share the id space, and an active generator holds its key too.
     let by_id = match &req.trigger_id {
         None => None,
         Some(id) => Some(
             match (
-                rows::opt_job_status(&row, "id_status")?,
-                rows::opt_generator_status(&row, "generator_id_status")?,
+                rows::opt_job_status(row, "id_status")?,
+                rows::opt_generator_status(row, "generator_id_status")?,
             ) {
                 (Some(status), _) => Some(FoundItem {
                     id: id.clone(),
@@ -159,59 +153,50 @@ async fn snapshot(
     };
     let key_holder = match &req.custom_key {
         None => None,
-        Some(_) => Some(match rows::opt_job_status(&row, "holder_status")? {
+        Some(_) => Some(match rows::opt_job_status(row, "holder_status")? {
             Some(status) => Some(FoundItem {
-                id: rows::job_id(&row, "holder_id")?,
+                id: rows::job_id(row, "holder_id")?,
                 state: ItemState::Job(status),
             }),
-            None => rows::opt_text_col(&row, "generator_holder_id")?.map(|id| FoundItem {
+            None => rows::opt_text_col(row, "generator_holder_id")?.map(|id| FoundItem {
                 id: JobId::new(id),
                 state: ItemState::Generator(GeneratorStatus::Active),
             }),
         }),
     };
     Ok(Snapshot {
-        quota: rows::month_quota(&row, "month_quota")?,
+        quota: rows::month_quota(row, "month_quota")?,
         used: u64::try_from(used).unwrap_or(0),
         by_id,
         key_holder,
     })
 }
 
-/// Charges one unit for `month`; returns the units used after the charge.
-pub(crate) async fn charge_units(
-    conn: &mut SqliteConnection,
+/// Charges `units` for `month`; returns the units used after the charge.
+pub(crate) fn charge_units(
+    conn: &Connection,
     project_id: &ProjectId,
     month: &str,
     units: u64,
 ) -> StoreResult<u64> {
-    let used: i64 = sqlx::query_scalar(
+    let used: i64 = fetch_one(
+        conn,
         "INSERT INTO quota_usage (project_id, month, used) VALUES (?1, ?2, ?3) \
          ON CONFLICT (project_id, month) DO UPDATE SET used = used + ?3 RETURNING used",
-    )
-    .bind(project_id.as_str())
-    .bind(month)
-    .bind(rows::count(units))
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(from_sqlx)?;
+        params![project_id.as_str(), month, rows::count(units)],
+        first,
+    )?;
     Ok(u64::try_from(used).unwrap_or(0))
 }
 
-async fn charge(
-    conn: &mut SqliteConnection,
-    project_id: &ProjectId,
-    month: &str,
-) -> StoreResult<u64> {
-    let used: i64 = sqlx::query_scalar(
+fn charge(conn: &Connection, project_id: &ProjectId, month: &str) -> StoreResult<u64> {
+    let used: i64 = fetch_one(
+        conn,
         "INSERT INTO quota_usage (project_id, month, used) VALUES (?1, ?2, 1) \
          ON CONFLICT (project_id, month) DO UPDATE SET used = used + 1 RETURNING used",
-    )
-    .bind(project_id.as_str())
-    .bind(month)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(from_sqlx)?;
+        [project_id.as_str(), month],
+        first,
+    )?;
     Ok(u64::try_from(used).unwrap_or(0))
 }
 
@@ -219,8 +204,8 @@ async fn charge(
 
 /// The create-or-reschedule of [`timetriggers_core::Store::upsert_trigger`], in the writer's
 /// transaction. Order of refusals: quota, then whatever [`plan_upsert`] refuses.
-pub(crate) async fn upsert(
-    conn: &mut SqliteConnection,
+pub(crate) fn upsert(
+    conn: &Connection,
     req: UpsertTrigger,
 ) -> StoreResult<Result<Upserted, Refusal>> {
     let month = req.now.month_key();
@@ -229,7 +214,7 @@ pub(crate) async fn upsert(
         used,
         by_id,
         key_holder,
-    } = snapshot(conn, &req, &month).await?;
+    } = snapshot(conn, &req, &month)?;
     if quota.remaining(used) == Some(0) {
         return Ok(Err(Refusal::QuotaExceeded));
     }
@@ -250,10 +235,10 @@ pub(crate) async fn upsert(
         UpsertPlan::Update(id) => id,
         UpsertPlan::Create => &req.new_job_id,
     });
-    let (id, operation, scheduled_at) = apply(conn, &req, plan, kind).await?;
+    let (id, operation, scheduled_at) = apply(conn, &req, plan, kind)?;
     let schedule = &req.definition.schedule;
 
-    let used = charge(conn, &req.project_id, &month).await?;
+    let used = charge(conn, &req.project_id, &month)?;
     Ok(Ok(Upserted {
         id,
         operation,
@@ -265,8 +250,8 @@ pub(crate) async fn upsert(
 
 /// Applies a create-or-reschedule decision: `existing` is the kind of the item being updated.
 /// Returns the id, the operation and the fire time.
-pub(crate) async fn apply(
-    conn: &mut SqliteConnection,
+pub(crate) fn apply(
+    conn: &Connection,
     req: &UpsertTrigger,
     plan: UpsertPlan,
     existing: Option<JobKind>,
@@ -274,33 +259,33 @@ pub(crate) async fn apply(
     Ok(match (plan, &req.definition.schedule) {
         (UpsertPlan::Create, TriggerSchedule::Once { at, skip }) => {
             let id = req.new_job_id.clone();
-            insert_job(conn, req, &id, req.custom_key.as_deref(), *at, *skip).await?;
+            insert_job(conn, req, &id, req.custom_key.as_deref(), *at, *skip)?;
             (id, UpsertOperation::Schedule, *at)
         }
         (UpsertPlan::Create, TriggerSchedule::Cron { .. }) => {
             let id = req.new_job_id.clone();
-            let first = generators::create(conn, req, &id, req.custom_key.as_deref()).await?;
+            let first = generators::create(conn, req, &id, req.custom_key.as_deref())?;
             (id, UpsertOperation::Schedule, first)
         }
         (UpsertPlan::Update(id), TriggerSchedule::Once { at, skip }) => {
             if existing == Some(JobKind::Generator) {
                 // A generator becomes a one-off job under the same id.
-                let old_key = generators::remove(conn, &id).await?;
+                let old_key = generators::remove(conn, &id)?;
                 let key = req.custom_key.clone().or(old_key);
-                insert_job(conn, req, &id, key.as_deref(), *at, *skip).await?;
+                insert_job(conn, req, &id, key.as_deref(), *at, *skip)?;
             } else {
-                update_job(conn, req, &id, *at, *skip).await?;
+                update_job(conn, req, &id, *at, *skip)?;
             }
             (id, UpsertOperation::Reschedule, *at)
         }
         (UpsertPlan::Update(id), TriggerSchedule::Cron { .. }) => {
             let first = if existing == Some(JobKind::Generator) {
-                generators::redefine(conn, req, &id).await?
+                generators::redefine(conn, req, &id)?
             } else {
                 // A registered job becomes a generator under the same id.
-                let old_key = remove_job(conn, &id).await?;
+                let old_key = remove_job(conn, &id)?;
                 let key = req.custom_key.clone().or(old_key);
-                generators::create(conn, req, &id, key.as_deref()).await?
+                generators::create(conn, req, &id, key.as_deref())?
             };
             (id, UpsertOperation::Reschedule, first)
         }
@@ -309,15 +294,14 @@ pub(crate) async fn apply(
 
 /// Deletes a registered job (and its planned execution) so that its id can become a
 /// generator; returns its custom key.
-async fn remove_job(conn: &mut SqliteConnection, id: &JobId) -> StoreResult<Option<String>> {
-    let key: Option<Option<String>> = sqlx::query_scalar(
+fn remove_job(conn: &Connection, id: &JobId) -> StoreResult<Option<String>> {
+    fetch_optional(
+        conn,
         "DELETE FROM jobs WHERE id = ?1 AND status = 'registered' RETURNING custom_key",
-    )
-    .bind(id.as_str())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(from_sqlx)?;
-    key.ok_or(StoreError::NotFound)
+        [id.as_str()],
+        first::<Option<String>>,
+    )?
+    .ok_or(StoreError::NotFound)
 }
 
 fn status_for(skip: bool) -> JobStatus {
@@ -345,8 +329,8 @@ fn columns(def: &TriggerDefinition) -> StoreResult<Columns> {
     })
 }
 
-async fn insert_job(
-    conn: &mut SqliteConnection,
+fn insert_job(
+    conn: &Connection,
     req: &UpsertTrigger,
     id: &JobId,
     custom_key: Option<&str>,
@@ -355,61 +339,56 @@ async fn insert_job(
 ) -> StoreResult<()> {
     let def = &req.definition;
     let c = columns(def)?;
-    sqlx::query(
+    execute(
+        conn,
         "INSERT INTO jobs (id, project_id, custom_key, title, status, scheduled_at, method, url, \
          headers, body, tags, max_attempts, timeout_ms, origin, registered_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-    )
-    .bind(id.as_str())
-    .bind(req.project_id.as_str())
-    .bind(custom_key)
-    .bind(def.title.as_deref())
-    .bind(status_for(skip).as_str())
-    .bind(ms(at))
-    .bind(&def.request.method)
-    .bind(&def.request.url)
-    .bind(&c.headers)
-    .bind(def.request.body.as_ref())
-    .bind(&c.tags)
-    .bind(c.max_attempts)
-    .bind(c.timeout_ms)
-    .bind(req.origin.as_str())
-    .bind(ms(req.now))
-    .execute(&mut *conn)
-    .await
-    .map_err(from_sqlx)?;
+        params![
+            id.as_str(),
+            req.project_id.as_str(),
+            custom_key,
+            def.title.as_deref(),
+            status_for(skip).as_str(),
+            ms(at),
+            def.request.method,
+            def.request.url,
+            c.headers,
+            def.request.body.as_ref(),
+            c.tags,
+            c.max_attempts,
+            c.timeout_ms,
+            req.origin.as_str(),
+            ms(req.now)
+        ],
+    )?;
     if !skip {
-        insert_first_execution(conn, &req.new_execution_id, id, &req.project_id, at).await?;
+        insert_first_execution(conn, &req.new_execution_id, id, &req.project_id, at)?;
     }
     Ok(())
 }
 
 /// The planned execution of a registered job: attempt 1 by the scheduler, due at its time.
-async fn insert_first_execution(
-    conn: &mut SqliteConnection,
+fn insert_first_execution(
+    conn: &Connection,
     id: &ExecutionId,
     job_id: &JobId,
     project_id: &ProjectId,
     at: Timestamp,
 ) -> StoreResult<()> {
-    sqlx::query(
+    execute(
+        conn,
         "INSERT INTO executions (id, job_id, project_id, attempt_number, triggered_by, status, \
          planned_at, due_at) VALUES (?1, ?2, ?3, 1, 'scheduler', 'planned', ?4, ?4)",
-    )
-    .bind(id.as_str())
-    .bind(job_id.as_str())
-    .bind(project_id.as_str())
-    .bind(ms(at))
-    .execute(&mut *conn)
-    .await
-    .map_err(from_sqlx)?;
+        params![id.as_str(), job_id.as_str(), project_id.as_str(), ms(at)],
+    )?;
     Ok(())
 }
 
 /// Replaces a registered job's definition in place (same id, same origin and registration
 /// time; the custom key only when one is given) and moves, or cancels, its planned execution.
-async fn update_job(
-    conn: &mut SqliteConnection,
+fn update_job(
+    conn: &Connection,
     req: &UpsertTrigger,
     id: &JobId,
     at: Timestamp,
@@ -417,115 +396,105 @@ async fn update_job(
 ) -> StoreResult<()> {
     let def = &req.definition;
     let c = columns(def)?;
-    let done = sqlx::query(
+    let done = execute(
+        conn,
         "UPDATE jobs SET custom_key = COALESCE(?3, custom_key), title = ?4, status = ?5, \
          scheduled_at = ?6, method = ?7, url = ?8, headers = ?9, body = ?10, tags = ?11, \
          max_attempts = ?12, timeout_ms = ?13, rate_limited_at = NULL, \
          rate_limited_until = NULL, rate_limited_tags = '[]' \
          WHERE id = ?1 AND project_id = ?2",
-    )
-    .bind(id.as_str())
-    .bind(req.project_id.as_str())
-    .bind(req.custom_key.as_deref())
-    .bind(def.title.as_deref())
-    .bind(status_for(skip).as_str())
-    .bind(ms(at))
-    .bind(&def.request.method)
-    .bind(&def.request.url)
-    .bind(&c.headers)
-    .bind(def.request.body.as_ref())
-    .bind(&c.tags)
-    .bind(c.max_attempts)
-    .bind(c.timeout_ms)
-    .execute(&mut *conn)
-    .await
-    .map_err(from_sqlx)?;
-    if done.rows_affected() == 0 {
+        params![
+            id.as_str(),
+            req.project_id.as_str(),
+            req.custom_key.as_deref(),
+            def.title.as_deref(),
+            status_for(skip).as_str(),
+            ms(at),
+            def.request.method,
+            def.request.url,
+            c.headers,
+            def.request.body.as_ref(),
+            c.tags,
+            c.max_attempts,
+            c.timeout_ms
+        ],
+    )?;
+    if done == 0 {
         return Err(StoreError::NotFound);
     }
 
     if skip {
-        cancel_planned(conn, id).await?;
+        cancel_planned(conn, id)?;
         return Ok(());
     }
-    let moved = sqlx::query(
+    let moved = execute(
+        conn,
         "UPDATE executions SET planned_at = ?2, due_at = ?2, rate_limited_at = NULL, \
          rate_limited_until = NULL, rate_limited_tags = '[]' \
          WHERE job_id = ?1 AND status = 'planned'",
-    )
-    .bind(id.as_str())
-    .bind(ms(at))
-    .execute(&mut *conn)
-    .await
-    .map_err(from_sqlx)?;
-    if moved.rows_affected() == 0 {
+        params![id.as_str(), ms(at)],
+    )?;
+    if moved == 0 {
         // A registered job always has its planned execution; should one be missing, the
         // reschedule restores the invariant rather than leaving a job that never fires.
         tracing::warn!(job = %id, "registered job had no planned execution; planning one");
-        insert_first_execution(conn, &req.new_execution_id, id, &req.project_id, at).await?;
+        insert_first_execution(conn, &req.new_execution_id, id, &req.project_id, at)?;
     }
     Ok(())
 }
 
 /// Cancels a job's planned execution, if it has one.
-async fn cancel_planned(conn: &mut SqliteConnection, job_id: &JobId) -> StoreResult<()> {
-    sqlx::query(
+fn cancel_planned(conn: &Connection, job_id: &JobId) -> StoreResult<()> {
+    execute(
+        conn,
         "UPDATE executions SET status = 'cancelled' WHERE job_id = ?1 AND status = 'planned'",
-    )
-    .bind(job_id.as_str())
-    .execute(&mut *conn)
-    .await
-    .map_err(from_sqlx)?;
+        [job_id.as_str()],
+    )?;
     Ok(())
 }
 
 // ---- cancel -----------------------------------------------------------------------------------
 
 /// [`timetriggers_core::Store::cancel_trigger`] in the writer's transaction.
-pub(crate) async fn cancel(
-    conn: &mut SqliteConnection,
+pub(crate) fn cancel(
+    conn: &Connection,
     project_id: &ProjectId,
     target: &TriggerRef,
     now: Timestamp,
 ) -> StoreResult<Result<JobId, Refusal>> {
     let found = match target {
-        TriggerRef::Id(id) => find_by_id(conn, project_id, id).await?,
-        TriggerRef::CustomKey(key) => find_live_key_holder(conn, project_id, key).await?,
+        TriggerRef::Id(id) => find_by_id(conn, project_id, id)?,
+        TriggerRef::CustomKey(key) => find_live_key_holder(conn, project_id, key)?,
     };
     let item = match plan_cancel(found) {
         Ok(item) => item,
         Err(refusal) => return Ok(Err(refusal)),
     };
-    cancel_item(conn, &item, now).await?;
+    cancel_item(conn, &item, now)?;
     Ok(Ok(item.id))
 }
 
 /// Cancels a pending item: a generator (its series), or a job (and, for an occurrence, lets
 /// its generator plan the next one).
-pub(crate) async fn cancel_item(
-    conn: &mut SqliteConnection,
-    item: &FoundItem,
-    now: Timestamp,
-) -> StoreResult<()> {
+pub(crate) fn cancel_item(conn: &Connection, item: &FoundItem, now: Timestamp) -> StoreResult<()> {
     if item.state.kind() == JobKind::Generator {
-        return generators::cancel(conn, &item.id, now).await;
+        return generators::cancel(conn, &item.id, now);
     }
-    sqlx::query("UPDATE jobs SET status = 'cancelled', cancelled_at = ?2 WHERE id = ?1")
-        .bind(item.id.as_str())
-        .bind(ms(now))
-        .execute(&mut *conn)
-        .await
-        .map_err(from_sqlx)?;
-    cancel_planned(conn, &item.id).await?;
+    execute(
+        conn,
+        "UPDATE jobs SET status = 'cancelled', cancelled_at = ?2 WHERE id = ?1",
+        params![item.id.as_str(), ms(now)],
+    )?;
+    cancel_planned(conn, &item.id)?;
     // Cancelling one occurrence skips only it: its generator plans the next one.
-    generators::release_pending(conn, &rows::id_list([item.id.as_str()])?).await?;
+    generators::release_pending(conn, &rows::id_list([item.id.as_str()])?)?;
     Ok(())
 }
 
 // ---- reads ------------------------------------------------------------------------------------
 
-pub(crate) async fn get_job(
-    pool: &SqlitePool,
+pub(crate) fn get_job(
+    conn: &Connection,
     project_id: &ProjectId,
     id: &JobId,
 ) -> StoreResult<Option<Job>> {
@@ -533,20 +502,13 @@ pub(crate) async fn get_job(
         "SELECT {JOB_COLUMNS} FROM jobs j JOIN projects p ON p.id = j.project_id {GENERATOR_JOIN} \
          WHERE j.id = ?1 AND j.project_id = ?2"
     );
-    sqlx::query(&sql)
-        .bind(id.as_str())
-        .bind(project_id.as_str())
-        .fetch_optional(pool)
-        .await
-        .map_err(from_sqlx)?
-        .map(|row| rows::job(&row))
-        .transpose()
+    fetch_optional(conn, &sql, [id.as_str(), project_id.as_str()], rows::job)
 }
 
 /// A job's executions, newest first, in one statement (so one snapshot): the job row is
 /// joined so that "no such job" (no row) differs from "no executions" (one row of NULLs).
-pub(crate) async fn list_job_executions(
-    pool: &SqlitePool,
+pub(crate) fn list_job_executions(
+    conn: &Connection,
     project_id: &ProjectId,
     job_id: &JobId,
 ) -> StoreResult<Option<Vec<Execution>>> {
@@ -555,21 +517,15 @@ pub(crate) async fn list_job_executions(
          WHERE j.id = ?1 AND j.project_id = ?2 \
          ORDER BY e.attempt_number DESC, e.planned_at DESC, e.rowid DESC"
     );
-    let found = sqlx::query(&sql)
-        .bind(job_id.as_str())
-        .bind(project_id.as_str())
-        .fetch_all(pool)
-        .await
-        .map_err(from_sqlx)?;
+    let found = fetch_all(conn, &sql, [job_id.as_str(), project_id.as_str()], |row| {
+        // The one row of a job without executions has a NULL execution id.
+        match rows::get::<Option<String>>(row, "id")? {
+            Some(_) => rows::execution(row).map(Some),
+            None => Ok(None),
+        }
+    })?;
     if found.is_empty() {
         return Ok(None);
     }
-    let mut out = Vec::with_capacity(found.len());
-    for row in &found {
-        let id: Option<String> = sqlx::Row::try_get(row, "id").map_err(from_sqlx)?;
-        if id.is_some() {
-            out.push(rows::execution(row)?);
-        }
-    }
-    Ok(Some(out))
+    Ok(Some(found.into_iter().flatten().collect()))
 }

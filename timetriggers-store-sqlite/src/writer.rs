@@ -1,25 +1,30 @@
-//! The single writer: one connection, owned by one task, performs every write.
+//! The single writer: one connection, owned by one OS thread, performs every write.
 //!
-//! Callers send boxed operations over a queue. The task takes the first queued operation plus
-//! everything else already queued (up to [`MAX_BATCH`]) and runs them in one
-//! `BEGIN IMMEDIATE … COMMIT`, each inside its own `SAVEPOINT`, so that a failing operation is
-//! rolled back alone and reports its own error. Answers are sent only after `COMMIT` succeeds,
-//! so every `Ok` is durable; if `COMMIT` fails, every operation of the batch gets the error.
+//! Callers send boxed operations over a bounded queue. The thread sleeps until the first one
+//! arrives, takes everything else already queued behind it (up to [`MAX_BATCH`]) without
+//! sleeping again, and runs the lot in one `BEGIN IMMEDIATE … COMMIT`, each operation inside
+//! its own `SAVEPOINT`, so that a failing operation is rolled back alone and reports its own
+//! error. Answers are sent only after `COMMIT` succeeds, so every `Ok` is durable; if `COMMIT`
+//! fails, every operation of the batch gets the error.
 //!
 //! One writer means SQLite never sees two writers at once ("database is locked" cannot happen
 //! inside this process), and group commit turns many concurrent API calls into one fsync-free
-//! WAL append each batch (`synchronous = NORMAL`).
+//! WAL append per batch (`synchronous = NORMAL`). Operations are plain functions over a
+//! [`rusqlite::Connection`] and run on the thread that owns it: a statement costs a call into
+//! SQLite, not a hand-over to another thread, and a whole batch costs one wake-up.
 
 use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
 
-use futures::future::BoxFuture;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use sqlx::{ConnectOptions, Connection, Executor};
+use rusqlite::Connection;
 use timetriggers_core::{StoreError, StoreResult};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::error::{closed, duplicate, from_sqlx};
+use crate::error::{closed, duplicate};
 use crate::lock::FileLock;
+use crate::options;
+use crate::sql::execute;
 
 /// Most operations committed together.
 pub(crate) const MAX_BATCH: usize = 512;
@@ -27,14 +32,13 @@ pub(crate) const MAX_BATCH: usize = 512;
 /// Operations waiting for the writer; senders wait when it is full (back-pressure).
 const QUEUE_CAPACITY: usize = 4 * MAX_BATCH;
 
-/// What an operation does with the writer's connection. It runs inside a savepoint of the
-/// batch's transaction and must not begin or end transactions itself.
-pub(crate) type OpFuture<'c, T> = BoxFuture<'c, StoreResult<T>>;
+/// The name of the writer's thread (as `top -H` or a profiler shows it).
+const THREAD_NAME: &str = "tt-sqlite-writer";
 
 /// One queued operation, type-erased so that one queue carries every kind.
 trait BatchOp: Send {
     /// Runs the operation; returns whether it succeeded (its result is kept for later).
-    fn execute<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, bool>;
+    fn execute(&mut self, conn: &Connection) -> bool;
     /// The batch committed: answer with the kept result.
     fn commit(self: Box<Self>);
     /// The batch failed as a whole: answer with `err` (or the operation's own error).
@@ -50,18 +54,18 @@ struct Op<T, F> {
 impl<T, F> BatchOp for Op<T, F>
 where
     T: Send + 'static,
-    F: for<'c> FnOnce(&'c mut SqliteConnection) -> OpFuture<'c, T> + Send + 'static,
+    F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
 {
-    fn execute<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, bool> {
-        Box::pin(async move {
-            let result = match self.f.take() {
-                Some(f) => f(conn).await,
-                None => Err(StoreError::corrupt("a write operation ran twice")),
-            };
-            let ok = result.is_ok();
-            self.result = Some(result);
-            ok
-        })
+    fn execute(&mut self, conn: &Connection) -> bool {
+        let result = match self.f.take() {
+            // A panic is that operation's failure: its savepoint is rolled back like any other.
+            Some(f) => catch_unwind(AssertUnwindSafe(|| f(conn)))
+                .unwrap_or_else(|_| Err(StoreError::corrupt("a write operation panicked"))),
+            None => Err(StoreError::corrupt("a write operation ran twice")),
+        };
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
     }
 
     fn commit(self: Box<Self>) {
@@ -86,7 +90,8 @@ enum Msg {
     Close(oneshot::Sender<()>),
 }
 
-/// The handle to the writer task. Dropping every handle stops the task once the queue drains.
+/// The handle to the writer thread. Dropping every handle stops the thread once the queue
+/// drains.
 #[derive(Clone)]
 pub(crate) struct Writer {
     tx: mpsc::Sender<Msg>,
@@ -101,23 +106,26 @@ impl fmt::Debug for Writer {
 }
 
 impl Writer {
-    /// Starts the writer task over `conn`. `options` reopen the connection if it breaks; `lock`
-    /// is held until the task ends.
-    pub(crate) fn spawn(
-        conn: SqliteConnection,
-        options: SqliteConnectOptions,
-        lock: FileLock,
-    ) -> Writer {
+    /// Starts the writer thread over `conn`, the connection [`options::open_writer`] opened on
+    /// `path` (it reopens `path` the same way if the connection breaks); `lock` is held until
+    /// the thread ends.
+    pub(crate) fn spawn(conn: Connection, path: PathBuf, lock: FileLock) -> StoreResult<Writer> {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(run(conn, options, rx, lock));
-        Writer { tx }
+        std::thread::Builder::new()
+            .name(THREAD_NAME.into())
+            .spawn(move || run(conn, &path, rx, lock))
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot start the SQLite writer thread: {e}"))
+            })?;
+        Ok(Writer { tx })
     }
 
-    /// Runs `f` in the writer's next transaction and answers once it is committed.
+    /// Runs `f` in the writer's next transaction and answers once it is committed. `f` runs
+    /// inside a savepoint of the batch's transaction and must not begin or end transactions.
     pub(crate) async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> OpFuture<'c, T> + Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let op = Op {
@@ -132,13 +140,13 @@ impl Writer {
         answer.await.map_err(|_| closed())?
     }
 
-    /// Whether the task has stopped.
+    /// Whether the thread has stopped taking operations.
     pub(crate) fn is_closed(&self) -> bool {
         self.tx.is_closed()
     }
 
-    /// Asks the task to finish what is queued, close its connection and release the file lock;
-    /// returns once it has.
+    /// Asks the thread to finish what is queued, close its connection and release the file
+    /// lock; returns once it has.
     pub(crate) async fn close(&self) {
         let (done, finished) = oneshot::channel();
         if self.tx.send(Msg::Close(done)).await.is_ok() {
@@ -147,35 +155,44 @@ impl Writer {
     }
 }
 
-async fn run(
-    mut conn: SqliteConnection,
-    options: SqliteConnectOptions,
-    mut rx: mpsc::Receiver<Msg>,
-    lock: FileLock,
-) {
-    let mut msgs = Vec::with_capacity(MAX_BATCH);
+/// The writer thread.
+fn run(mut conn: Connection, path: &Path, mut rx: mpsc::Receiver<Msg>, lock: FileLock) {
+    let mut ops: Vec<Box<dyn BatchOp>> = Vec::with_capacity(MAX_BATCH);
     let mut closers = Vec::new();
-    while closers.is_empty() && rx.recv_many(&mut msgs, MAX_BATCH).await > 0 {
-        let mut ops = Vec::with_capacity(msgs.len());
-        for msg in msgs.drain(..) {
+    while closers.is_empty() {
+        // Sleep until there is work, then take what is already queued without sleeping again.
+        let Some(first) = rx.blocking_recv() else {
+            break; // every handle is gone
+        };
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
             match msg {
                 Msg::Op(op) => ops.push(op),
-                Msg::Close(done) => closers.push(done),
+                Msg::Close(done) => {
+                    closers.push(done);
+                    break;
+                }
+            }
+            if ops.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
             }
         }
-        if !ops.is_empty() && !run_batch(&mut conn, ops).await {
-            recover(&mut conn, &options).await;
+        if !ops.is_empty() && !run_batch(&conn, &mut ops) {
+            recover(&mut conn, path);
         }
     }
     // Refuse whatever is still queued, then shut down.
     rx.close();
-    while let Some(msg) = rx.recv().await {
+    while let Some(msg) = rx.blocking_recv() {
         match msg {
             Msg::Op(op) => op.fail(closed()),
             Msg::Close(done) => closers.push(done),
         }
     }
-    if let Err(e) = conn.close().await {
+    if let Err(e) = options::optimize(&conn) {
+        tracing::debug!(error = %e, "PRAGMA optimize before closing the SQLite writer");
+    }
+    if let Err((_, e)) = conn.close() {
         tracing::warn!(error = %e, "closing the SQLite writer connection failed");
     }
     drop(lock);
@@ -184,122 +201,109 @@ async fn run(
     }
 }
 
-// Transaction control, fused so that each boundary between two operations costs one round
-// trip to the connection's worker thread instead of two or three.
-const BEGIN: &str = "BEGIN IMMEDIATE; SAVEPOINT op";
-const NEXT_AFTER_OK: &str = "RELEASE op; SAVEPOINT op";
-const NEXT_AFTER_ERR: &str = "ROLLBACK TO op; RELEASE op; SAVEPOINT op";
-const COMMIT_AFTER_OK: &str = "RELEASE op; COMMIT";
-const COMMIT_AFTER_ERR: &str = "ROLLBACK TO op; RELEASE op; COMMIT";
-
-/// Runs one batch; returns `false` if the batch failed as a whole.
-async fn run_batch(conn: &mut SqliteConnection, mut ops: Vec<Box<dyn BatchOp>>) -> bool {
-    if let Err(e) = exec(conn, BEGIN).await {
-        // BEGIN failed, or SAVEPOINT did inside a transaction that must not be left open.
-        let _ = exec(conn, "ROLLBACK").await;
-        for op in ops {
+/// Runs one batch (and empties `ops`); returns `false` if the batch failed as a whole.
+fn run_batch(conn: &Connection, ops: &mut Vec<Box<dyn BatchOp>>) -> bool {
+    if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
+        for op in ops.drain(..) {
             op.fail(duplicate(&e));
         }
         return false;
     }
-    let last = ops.len().saturating_sub(1);
     let mut failure = None;
-    for (i, op) in ops.iter_mut().enumerate() {
-        let ok = op.execute(conn).await;
-        let boundary = match (i == last, ok) {
-            (false, true) => NEXT_AFTER_OK,
-            (false, false) => NEXT_AFTER_ERR,
-            (true, true) => COMMIT_AFTER_OK,
-            (true, false) => COMMIT_AFTER_ERR,
+    for op in ops.iter_mut() {
+        if let Err(e) = control(conn, "SAVEPOINT op") {
+            failure = Some(e);
+            break;
+        }
+        let end = if op.execute(conn) {
+            control(conn, "RELEASE op")
+        } else {
+            control(conn, "ROLLBACK TO op").and_then(|()| control(conn, "RELEASE op"))
         };
-        if let Err(e) = exec(conn, boundary).await {
-            // Either COMMIT failed, or SQLite rolled the whole transaction back on its own (I/O
-            // error, disk full) and what follows would run outside it: the batch stops here.
+        if let Err(e) = end {
+            // SQLite rolled the whole transaction back on its own (I/O error, disk full), so
+            // the savepoint is gone and what follows would run outside it: the batch stops.
             failure = Some(e);
             break;
         }
     }
+    if failure.is_none() {
+        failure = control(conn, "COMMIT").err();
+    }
     let Some(err) = failure else {
-        for op in ops {
+        for op in ops.drain(..) {
             op.commit();
         }
         return true;
     };
     tracing::warn!(error = %err, ops = ops.len(), "SQLite write batch rolled back");
-    if let Err(e) = exec(conn, "ROLLBACK").await {
-        // Expected when SQLite already rolled back on its own.
-        tracing::debug!(error = %e, "ROLLBACK after a failed batch");
+    if !conn.is_autocommit() {
+        if let Err(e) = control(conn, "ROLLBACK") {
+            tracing::warn!(error = %e, "ROLLBACK after a failed batch");
+        }
     }
-    for op in ops {
+    for op in ops.drain(..) {
         op.fail(duplicate(&err));
     }
     false
 }
 
-/// After a failed batch: if the connection no longer answers, open a new one.
-async fn recover(conn: &mut SqliteConnection, options: &SqliteConnectOptions) {
-    if conn.ping().await.is_ok() {
+/// After a failed batch: if the connection no longer reads the file, or is stuck inside a
+/// transaction, open a new one.
+fn recover(conn: &mut Connection, path: &Path) {
+    let answers = conn
+        .query_row("PRAGMA schema_version", [], |_| Ok(()))
+        .is_ok();
+    if answers && conn.is_autocommit() {
         return;
     }
-    match options.connect().await {
+    match options::open_writer(path) {
         Ok(fresh) => {
             tracing::warn!("reopened the SQLite writer connection");
-            let old = std::mem::replace(conn, fresh);
-            let _ = old.close_hard().await;
+            drop(std::mem::replace(conn, fresh));
         }
         Err(e) => tracing::error!(error = %e, "cannot reopen the SQLite writer connection"),
     }
 }
 
-async fn exec(conn: &mut SqliteConnection, sql: &str) -> StoreResult<()> {
-    conn.execute(sql).await.map(|_| ()).map_err(from_sqlx)
+/// A transaction-control statement (prepared once, like every other statement).
+fn control(conn: &Connection, sql: &str) -> StoreResult<()> {
+    execute(conn, sql, []).map(|_| ())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures::FutureExt;
-    use sqlx::Row;
+    use crate::sql::{fetch_all, first};
 
     async fn writer(dir: &tempfile::TempDir) -> Writer {
         let path = dir.path().join("w.db");
         let lock = crate::lock::acquire(&path).await.unwrap();
-        let options = crate::options::writer(&path);
-        let mut conn = options.connect().await.unwrap();
-        conn.execute(
+        let conn = options::open_writer(&path).unwrap();
+        conn.execute_batch(
             "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL); \
              CREATE TABLE parent (id INTEGER PRIMARY KEY); \
              CREATE TABLE child (p INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);",
         )
-        .await
         .unwrap();
-        Writer::spawn(conn, options, lock)
+        Writer::spawn(conn, path, lock).unwrap()
     }
 
-    fn insert(id: i64) -> impl for<'c> FnOnce(&'c mut SqliteConnection) -> OpFuture<'c, i64> {
+    fn insert(id: i64) -> impl FnOnce(&Connection) -> StoreResult<i64> + Send + 'static {
         move |conn| {
-            async move {
-                sqlx::query("INSERT INTO t (id, v) VALUES (?1, 'x')")
-                    .bind(id)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(from_sqlx)?;
-                Ok(id)
-            }
-            .boxed()
+            execute(conn, "INSERT INTO t (id, v) VALUES (?1, 'x')", [id])?;
+            Ok(id)
         }
     }
 
     async fn ids(w: &Writer, table: &'static str) -> Vec<i64> {
         w.write(move |conn| {
-            async move {
-                let rows = sqlx::query(&format!("SELECT * FROM {table} ORDER BY 1"))
-                    .fetch_all(&mut *conn)
-                    .await
-                    .map_err(from_sqlx)?;
-                Ok(rows.iter().map(|r| r.get::<i64, _>(0)).collect())
-            }
-            .boxed()
+            fetch_all(
+                conn,
+                &format!("SELECT * FROM {table} ORDER BY 1"),
+                [],
+                first,
+            )
         })
         .await
         .unwrap()
@@ -313,12 +317,10 @@ mod tests {
         let w2 = w.clone();
         let held = tokio::spawn(async move {
             w2.write(move |_conn| {
-                async move {
-                    let _ = entered_tx.send(());
-                    let _ = released.await;
-                    Ok(())
-                }
-                .boxed()
+                let _ = entered_tx.send(());
+                // On the writer's own thread, outside the runtime: blocking is allowed.
+                let _ = released.blocking_recv();
+                Ok(())
             })
             .await
             .unwrap();
@@ -339,7 +341,7 @@ mod tests {
         let w = writer(&dir).await;
         let (release, held) = hold(&w).await;
 
-        type BoxedOp = Box<dyn FnOnce(&mut SqliteConnection) -> OpFuture<'_, i64> + Send>;
+        type BoxedOp = Box<dyn FnOnce(&Connection) -> StoreResult<i64> + Send>;
         let spawn = |f: BoxedOp| {
             let w = w.clone();
             tokio::spawn(async move { w.write(f).await })
@@ -347,12 +349,9 @@ mod tests {
         let a = spawn(Box::new(insert(1)));
         // Writes a row, then fails (whatever order the three land in the queue): the row must
         // go with it.
-        let b = spawn(Box::new(|conn: &mut SqliteConnection| {
-            async move {
-                insert(2)(conn).await?;
-                insert(2)(conn).await
-            }
-            .boxed()
+        let b = spawn(Box::new(|conn: &Connection| {
+            insert(2)(conn)?;
+            insert(2)(conn)
         }));
         let c = spawn(Box::new(insert(3)));
         queued(&w, 3).await;
@@ -367,6 +366,84 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_operation_fails_alone_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = writer(&dir).await;
+        let (release, held) = hold(&w).await;
+        let a = tokio::spawn({
+            let w = w.clone();
+            async move { w.write(insert(1)).await }
+        });
+        let b = tokio::spawn({
+            let w = w.clone();
+            async move {
+                w.write(|conn: &Connection| -> StoreResult<i64> {
+                    insert(2)(conn)?;
+                    panic!("boom")
+                })
+                .await
+            }
+        });
+        queued(&w, 2).await;
+        release.send(()).unwrap();
+        held.await.unwrap();
+
+        assert_eq!(a.await.unwrap().unwrap(), 1);
+        let b: StoreResult<i64> = b.await.unwrap();
+        assert!(matches!(b, Err(StoreError::Backend { .. })), "{b:?}");
+        assert_eq!(ids(&w, "t").await, vec![1]);
+        w.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn answers_come_only_after_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let w = writer(&dir).await;
+        let (release, held) = hold(&w).await;
+        let (inserted_tx, inserted) = oneshot::channel::<()>();
+        let (go_tx, go) = oneshot::channel::<()>();
+        let first = tokio::spawn({
+            let w = w.clone();
+            async move { w.write(insert(1)).await }
+        });
+        queued(&w, 1).await;
+        // Queued behind `first`, in the same batch: lets the test look before the commit.
+        let second = tokio::spawn({
+            let w = w.clone();
+            async move {
+                w.write(move |conn| {
+                    let _ = inserted_tx.send(());
+                    let _ = go.blocking_recv();
+                    insert(2)(conn)
+                })
+                .await
+            }
+        });
+        queued(&w, 2).await;
+        release.send(()).unwrap();
+        held.await.unwrap();
+        inserted.await.unwrap();
+        // `first` has run but its batch is not committed: no answer, and another connection
+        // does not see its row.
+        tokio::task::yield_now().await;
+        assert!(!first.is_finished());
+        let outside = Connection::open(&path).unwrap();
+        let seen: i64 = outside
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(seen, 0);
+        go_tx.send(()).unwrap();
+        assert_eq!(first.await.unwrap().unwrap(), 1);
+        assert_eq!(second.await.unwrap().unwrap(), 2);
+        let seen: i64 = outside
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(seen, 2);
+        w.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_commit_fails_every_operation_of_the_batch() {
         let dir = tempfile::tempdir().unwrap();
         let w = writer(&dir).await;
@@ -375,34 +452,16 @@ mod tests {
         let ok = {
             let w = w.clone();
             tokio::spawn(async move {
-                w.write(|conn| {
-                    async move {
-                        sqlx::query("INSERT INTO parent (id) VALUES (1)")
-                            .execute(&mut *conn)
-                            .await
-                            .map_err(from_sqlx)?;
-                        Ok(())
-                    }
-                    .boxed()
-                })
-                .await
+                w.write(|conn| execute(conn, "INSERT INTO parent (id) VALUES (1)", []))
+                    .await
             })
         };
         // A deferred foreign key passes its statement and breaks the COMMIT.
         let breaks_commit = {
             let w = w.clone();
             tokio::spawn(async move {
-                w.write(|conn| {
-                    async move {
-                        sqlx::query("INSERT INTO child (p) VALUES (999)")
-                            .execute(&mut *conn)
-                            .await
-                            .map_err(from_sqlx)?;
-                        Ok(())
-                    }
-                    .boxed()
-                })
-                .await
+                w.write(|conn| execute(conn, "INSERT INTO child (p) VALUES (999)", []))
+                    .await
             })
         };
         queued(&w, 2).await;
@@ -432,5 +491,36 @@ mod tests {
         // The lock was released with the writer.
         let again = crate::lock::acquire(&dir.path().join("w.db")).await;
         assert!(again.is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn what_is_queued_before_close_is_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let w = writer(&dir).await;
+        let (release, held) = hold(&w).await;
+        let queued_ops: Vec<_> = (1..=5)
+            .map(|id| {
+                let w = w.clone();
+                tokio::spawn(async move { w.write(insert(id)).await })
+            })
+            .collect();
+        queued(&w, 5).await;
+        let closing = tokio::spawn({
+            let w = w.clone();
+            async move { w.close().await }
+        });
+        queued(&w, 6).await;
+        release.send(()).unwrap();
+        held.await.unwrap();
+        closing.await.unwrap();
+        for op in queued_ops {
+            op.await.unwrap().unwrap();
+        }
+        let conn = Connection::open(&path).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 5);
     }
 }
