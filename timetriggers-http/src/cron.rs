@@ -6,18 +6,43 @@ use std::sync::Arc;
 use axum::extract::{Query, State};
 use serde::Serialize;
 use timetriggers_core::Timestamp;
+use utoipa::ToSchema;
 
 use crate::dashboard::Authed;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use crate::ApiJson;
 
-#[derive(Serialize)]
+/// The answer of `GET /cron/next`.
+#[derive(Serialize, ToSchema)]
 pub(crate) struct CronNext {
+    /// The next fire instants, RFC 3339 UTC.
     times: Vec<String>,
 }
 
-/// `GET /cron/next?expression&timezone&from&count`, with `ttr-api-key` or a session.
+/// Preview the next fire times of a cron expression.
+///
+/// Exactly as a generator would fire them, DST rules included.
+#[utoipa::path(
+    get,
+    path = "/cron/next",
+    params(
+        ("expression" = String, Query, description = "A cron expression (5 or 6 fields, or a macro)."),
+        ("timezone" = Option<String>, Query, description = "IANA zone (default `UTC`)."),
+        ("from" = Option<String>, Query, format = DateTime,
+            description = "Times later than this RFC 3339 instant (default now)."),
+        ("count" = Option<u32>, Query, minimum = 1, maximum = 100,
+            description = "How many times (default 10)."),
+    ),
+    security(("apiKey" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "The next fire times.", body = CronNext),
+        (status = 400, description = "`BadRequest`: an invalid expression, zone, `from` or \
+            `count`.", body = ErrorBody),
+        (status = 401, description = "`Unauthorized`: no session and no valid API key.", body = ErrorBody),
+        (status = 503, description = "`Unavailable`: the store is unreachable.", body = ErrorBody),
+    )
+)]
 pub(crate) async fn cron_next(
     State(state): State<Arc<AppState>>,
     _caller: Authed,

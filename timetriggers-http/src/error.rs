@@ -13,6 +13,7 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderName, HeaderValue, StatusCode};
 use serde::Serialize;
 use timetriggers_core::Error;
+use utoipa::ToSchema;
 
 /// The `ttr-error` response header: the error message, for callers that only read headers.
 pub(crate) const TTR_ERROR: HeaderName = HeaderName::from_static("ttr-error");
@@ -23,7 +24,7 @@ const MAX_ERROR_HEADER_LEN: usize = 200;
 pub(crate) const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// The `_tag` of an error body (API.md §1), each with its status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ToSchema)]
 #[non_exhaustive]
 pub enum ErrorTag {
     /// 400: the request cannot be decoded or a value is invalid.
@@ -243,10 +244,15 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// The body of every error: `{"_tag": "<Tag>", "message": "…"}`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Error)]
+pub(crate) struct ErrorBody<'a> {
+    /// What went wrong; each tag has one status.
     #[serde(rename = "_tag")]
+    #[schema(value_type = ErrorTag)]
     tag: &'static str,
+    /// A human-readable explanation (generic for a 5xx).
     message: &'a str,
 }
 

@@ -5,16 +5,25 @@
 //! (`{"_tag": "<Tag>", "message": "…"}` plus a `ttr-error` header) for every failure.
 //!
 //! [`router`] returns an `axum::Router` with its state applied, so an application can mount
-//! it under any prefix and wrap it in its own layers:
+//! it under any prefix and wrap it in its own layers. Here on a SQLite store in a temporary
+//! directory, called in process:
 //!
-//! ```no_run
-//! # async fn demo(store: std::sync::Arc<dyn timetriggers_core::Store>) -> Result<(), Box<dyn std::error::Error>> {
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
+//!
+//! use axum::body::Body;
+//! use http::Request;
 //! use timetriggers_core::{EngineSignal, ServiceConfig, SystemClock, TimeTriggers};
 //! use timetriggers_http::{AppState, HttpConfig};
+//! use timetriggers_store_sqlite::SqliteStore;
+//! use tower::ServiceExt;
 //!
+//! let dir = tempfile::tempdir()?;
+//! let store = SqliteStore::open(dir.path().join("timetriggers.db")).await?;
 //! let service = TimeTriggers::new(
-//!     store,
+//!     Arc::new(store),
 //!     Arc::new(SystemClock),
 //!     Arc::new(EngineSignal::new()),
 //!     ServiceConfig::default(),
@@ -23,18 +32,23 @@
 //!     max_body_bytes: 256 * 1024,
 //!     ..HttpConfig::default()
 //! };
-//! let state = AppState::new(service, config);
 //! let app = axum::Router::new()
-//!     .nest("/triggers", timetriggers_http::router(state))
+//!     .nest("/triggers", timetriggers_http::router(AppState::new(service, config)))
 //!     .route("/", axum::routing::get(|| async { "my app" }));
 //!
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//! axum::serve(listener, app).await?;
+//! let health = Request::get("/triggers/health").body(Body::empty())?;
+//! assert_eq!(app.clone().oneshot(health).await?.status(), 200);
+//!
+//! let doc = Request::get("/triggers/openapi.json").body(Body::empty())?;
+//! let res = app.oneshot(doc).await?;
+//! assert_eq!(res.status(), 200);
+//! assert_eq!(res.headers()["content-type"], "application/json");
 //! # Ok(()) }
 //! ```
 //!
-//! The router's state is already applied (it is a `Router<()>`); an application whose own
-//! router carries a state mounts it with `Router::nest_service` instead.
+//! To serve it, hand `app` to `axum::serve` with a `tokio::net::TcpListener`. The router's
+//! state is already applied (it is a `Router<()>`); an application whose own router carries a
+//! state mounts it with `Router::nest_service` instead.
 //!
 //! ## Routes
 //!
@@ -43,6 +57,7 @@
 //! | `GET, POST, PUT, PATCH, DELETE, HEAD /schedule` | 200 `ScheduleResult` and `ttr-trigger-id`, `ttr-scheduled-at`, `ttr-month-quota-remaining` headers |
 //! | `DELETE, GET, POST /cancel` (and `HEAD`, which axum serves as `GET`) | 204 |
 //! | `GET /health` | 200 `{"ok":true}`, or 503 when the store is unreachable |
+//! | `GET /openapi.json` | 200: the OpenAPI 3.1 document of every route here (see [`openapi`]) |
 //! | `POST /declare` | 200 `{summary, operations}`: the declare-managed items made exactly the declared set |
 //! | `POST /bulk` | 200 `{summary, operations}`: cancels, then create-or-reschedule by key |
 //! | `GET /cron/next?expression&timezone&from&count` | 200 `{"times": [...]}`: the next fire times, as a generator fires them |
@@ -58,6 +73,9 @@
 //! a handler panic a JSON 500. A body over [`HttpConfig::max_body_bytes`] is a 413, checked
 //! from `content-length` before anything else and while reading a chunked body.
 //!
+//! Every route is mounted from its `#[utoipa::path]` annotation, so the router and the OpenAPI
+//! document ([`openapi`], served at `/openapi.json`) list the same routes.
+//!
 //! Handlers that take JSON bodies use [`ApiJson`], whose rejections are 400 `BadRequest` (or
 //! 413) in the same shape. [`ErrorTag::of`] is the one table from core errors to statuses.
 
@@ -67,6 +85,7 @@ mod cron;
 mod dashboard;
 mod error;
 mod extract;
+mod openapi;
 mod rate_limits;
 mod router;
 mod state;
@@ -75,5 +94,5 @@ mod triggers;
 
 pub use error::{ApiError, ErrorTag};
 pub use extract::ApiJson;
-pub use router::router;
+pub use router::{openapi, router};
 pub use state::{AppState, HttpConfig};

@@ -5,46 +5,64 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, OriginalUri, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, on, post, MethodFilter};
 use axum::Router;
 use http::header::CONTENT_TYPE;
 use http::Method;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::cron::cron_next;
-use crate::error::{panic_response, ApiError, ErrorTag, APPLICATION_JSON};
+use crate::cron::{__path_cron_next, cron_next};
+use crate::dashboard::OkResponse;
+use crate::error::{panic_response, ApiError, ErrorBody, ErrorTag, APPLICATION_JSON};
+use crate::openapi::{__path_openapi_json, openapi_json, Api};
 use crate::state::AppState;
-use crate::sync::{bulk, declare};
-use crate::triggers::{cancel, schedule};
+use crate::sync::{__path_bulk, __path_declare, bulk, declare};
+use crate::triggers::{__path_cancel, __path_schedule, cancel, schedule};
 
 /// The router of the TimeTriggers API, with `state` applied.
 ///
-/// Routes: `/schedule` (GET, POST, PUT, PATCH, DELETE, HEAD), `/cancel` (DELETE, GET, POST)
-/// and `GET /health`. Unknown routes answer a JSON 404 and known routes a JSON 405 for other
-/// methods; a handler panic answers a JSON 500. Nest it under any prefix and add your own
-/// layers around it.
+/// It mounts every documented route (see the crate's route table), including
+/// `GET /openapi.json`, the OpenAPI document of them all. Unknown routes answer a JSON 404 and
+/// known routes a JSON 405 for other methods; a handler panic answers a JSON 500. Nest it
+/// under any prefix and add your own layers around it.
 pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
-    let schedule_methods = MethodFilter::GET
-        .or(MethodFilter::HEAD)
-        .or(MethodFilter::POST)
-        .or(MethodFilter::PUT)
-        .or(MethodFilter::PATCH)
-        .or(MethodFilter::DELETE);
-    let cancel_methods = MethodFilter::DELETE
-        .or(MethodFilter::GET)
-        .or(MethodFilter::POST);
-    let routes = Router::new()
-        .route("/schedule", on(schedule_methods, schedule))
-        .route("/cancel", on(cancel_methods, cancel))
-        .route("/health", get(health))
-        .route("/cron/next", get(cron_next))
-        .route("/declare", post(declare))
-        .route("/bulk", post(bulk))
-        .merge(crate::dashboard::routes())
-        .merge(crate::rate_limits::routes())
-        .with_state(Arc::new(state));
+    let routes = api().into_router().with_state(Arc::new(state));
     with_contract_layers(routes, limit)
+}
+
+/// The OpenAPI 3.1 document of the routes [`router`] mounts, as `GET /openapi.json` serves it.
+///
+/// The paths are relative to where the router is mounted; an application nesting it under a
+/// prefix can nest the document the same way (`utoipa::openapi::OpenApi::nest`) to merge it
+/// into its own.
+///
+/// ```
+/// let doc = timetriggers_http::openapi();
+/// assert!(doc.paths.paths.contains_key("/schedule"));
+/// let json = doc.to_json().unwrap();
+/// assert!(json.starts_with(r#"{"openapi":"3.1.0""#));
+/// ```
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().into_document()
+}
+
+/// Every route, each mounted with its documentation. Add routes only through [`Api::route`]
+/// (here or in a module's `api()`): a route mounted with `Router::route` would be served
+/// undocumented, and no test could see it.
+fn api() -> Api {
+    Api::new("triggers")
+        .route::<__path_schedule, _, _>(schedule)
+        .route::<__path_cancel, _, _>(cancel)
+        .route::<__path_declare, _, _>(declare)
+        .route::<__path_bulk, _, _>(bulk)
+        .route::<__path_cron_next, _, _>(cron_next)
+        .merge(crate::dashboard::api())
+        .merge(crate::rate_limits::api())
+        .merge(
+            Api::new("meta")
+                .route::<__path_health, _, _>(health)
+                .route::<__path_openapi_json, _, _>(openapi_json),
+        )
 }
 
 /// The JSON fallbacks, the body limit for [`crate::ApiJson`] and the panic guard. Kept apart
@@ -79,6 +97,15 @@ async fn refuse_nul_in_uri(
 
 const HEALTHY: &[u8] = br#"{"ok":true}"#;
 
+/// Whether the server can reach its store.
+#[utoipa::path(
+    get,
+    path = "/health",
+    responses(
+        (status = 200, description = "The store is reachable.", body = OkResponse),
+        (status = 503, description = "`Unavailable`: the store is unreachable.", body = ErrorBody),
+    )
+)]
 async fn health(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     state.service.health().await?;
     let mut response = Response::new(Body::from(HEALTHY));

@@ -5,20 +5,26 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use serde::Serialize;
 use serde_json::Value;
-use timetriggers_core::{BulkSelector, JobDeclaration, JobId, SyncOperation, SyncOutcome};
+use timetriggers_core::{BulkSelector, JobDeclaration, JobId, JobKind, SyncOperation, SyncOutcome};
+use utoipa::ToSchema;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{read_body, reject_nul_escapes, required_header};
 use crate::state::AppState;
 use crate::ApiJson;
 
-#[derive(Serialize)]
+/// The answer of `/declare` and `/bulk`: the counts, and one line per item in request order
+/// (cancellations appended).
+#[derive(Serialize, ToSchema)]
+#[schema(as = DeclareResponse)]
 pub(crate) struct SyncResponse {
     summary: Summary,
     operations: Vec<Operation>,
 }
 
-#[derive(Serialize)]
+/// How many items ended in each operation.
+#[derive(Serialize, ToSchema)]
+#[schema(as = DeclareSummary)]
 struct Summary {
     unchanged: usize,
     added: usize,
@@ -27,13 +33,19 @@ struct Summary {
     cancelled: usize,
 }
 
-#[derive(Serialize)]
+/// What happened to one item.
+#[derive(Serialize, ToSchema)]
+#[schema(as = DeclareOperationResult)]
 #[serde(rename_all = "camelCase")]
 struct Operation {
+    #[schema(value_type = SyncOperation)]
     operation: &'static str,
     custom_key: Option<String>,
+    #[schema(value_type = JobKind)]
     kind: &'static str,
     id: String,
+    /// For `updated`: the differing fields among `title, scheduledAt, url, method, headers,
+    /// body, tags`.
     changed_fields: Option<Vec<String>>,
 }
 
@@ -97,7 +109,87 @@ fn run_missed(value: Option<Value>) -> Result<Option<bool>, ApiError> {
     }
 }
 
-/// `POST /declare`: a JSON array of declarations, or `{"jobs": [...], "runMissed": bool}`.
+/// The body of `POST /declare`: the declarations, alone or with `runMissed`. (The handler
+/// reads it by hand, for precise messages; this type describes it for the OpenAPI document.)
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[expect(
+    dead_code,
+    reason = "it describes the body for the OpenAPI document; never built"
+)]
+pub(crate) enum DeclareRequest {
+    /// The declarations alone.
+    Jobs(Vec<JobDeclaration>),
+    /// The declarations and whether past one-off times fire at once.
+    WithOptions {
+        /// The whole desired set of declare-managed items.
+        jobs: Vec<JobDeclaration>,
+        /// Whether a one-off time already past fires at once (`false`: `skipped`).
+        #[serde(rename = "runMissed")]
+        run_missed: Option<bool>,
+    },
+}
+
+/// The body of `POST /bulk`. (The handler reads it by hand, for precise messages; this type
+/// describes it for the OpenAPI document.)
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[expect(
+    dead_code,
+    reason = "it describes the body for the OpenAPI document; never built"
+)]
+pub(crate) struct BulkRequest {
+    /// Whether a one-off time already past fires at once.
+    run_missed: Option<bool>,
+    /// Created or rescheduled by `customKey`, after the cancels.
+    upserts: Option<Vec<JobDeclaration>>,
+    /// Applied first.
+    cancels: Option<Vec<BulkCancel>>,
+}
+
+/// One cancel of `POST /bulk`: a customKey (if one matches, else an id), or an explicit
+/// selector.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[expect(
+    dead_code,
+    reason = "it describes the body for the OpenAPI document; never built"
+)]
+enum BulkCancel {
+    /// A customKey, else an id.
+    Bare(String),
+    /// By customKey.
+    CustomKey {
+        #[serde(rename = "customKey")]
+        custom_key: String,
+    },
+    /// By id.
+    Id { id: String },
+    /// Every registered job and active generator carrying the tag.
+    Tag { tag: String },
+}
+
+/// Declarative sync.
+///
+/// The declarations are the whole desired state of the items `/declare` manages in the
+/// project: missing ones are added, differing ones updated in place, absent ones cancelled.
+/// All or nothing, in one transaction.
+#[utoipa::path(
+    post,
+    path = "/declare",
+    params(("ttr-api-key" = String, Header, description = "The project's API key.")),
+    request_body = DeclareRequest,
+    responses(
+        (status = 200, description = "Applied.", body = SyncResponse),
+        (status = 400, description = "`BadRequest`: no `ttr-api-key`, a body that does not \
+            decode, an invalid declaration or a duplicate customKey.", body = ErrorBody),
+        (status = 401, description = "`Unauthorized`: an unknown or revoked API key.", body = ErrorBody),
+        (status = 402, description = "`QuotaExceeded`: the quota cannot cover the items added \
+            or updated; nothing changed.", body = ErrorBody),
+        (status = 413, description = "`PayloadTooLarge`: the body is over the limit.", body = ErrorBody),
+        (status = 503, description = "`Unavailable`: the store is unreachable.", body = ErrorBody),
+    )
+)]
 pub(crate) async fn declare(
     State(state): State<Arc<AppState>>,
     request: Request,
@@ -131,7 +223,25 @@ pub(crate) async fn declare(
     Ok(ApiJson(done.into()))
 }
 
-/// `POST /bulk`: `{runMissed?, upserts?, cancels?}`.
+/// Cancel and create-or-reschedule many items at once.
+///
+/// Cancels first, then upserts by customKey, in one transaction.
+#[utoipa::path(
+    post,
+    path = "/bulk",
+    params(("ttr-api-key" = String, Header, description = "The project's API key.")),
+    request_body = BulkRequest,
+    responses(
+        (status = 200, description = "Applied.", body = SyncResponse),
+        (status = 400, description = "`BadRequest`: no `ttr-api-key`, a body that does not \
+            decode or an invalid item.", body = ErrorBody),
+        (status = 401, description = "`Unauthorized`: an unknown or revoked API key.", body = ErrorBody),
+        (status = 402, description = "`QuotaExceeded`: the quota cannot cover the upserts; \
+            nothing changed.", body = ErrorBody),
+        (status = 413, description = "`PayloadTooLarge`: the body is over the limit.", body = ErrorBody),
+        (status = 503, description = "`Unavailable`: the store is unreachable.", body = ErrorBody),
+    )
+)]
 pub(crate) async fn bulk(
     State(state): State<Arc<AppState>>,
     request: Request,

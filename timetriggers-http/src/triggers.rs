@@ -9,9 +9,10 @@ use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{HeaderName, HeaderValue, StatusCode};
 use serde::{Serialize, Serializer};
-use timetriggers_core::{JobId, ScheduleRequest, TriggerRef, Upserted};
+use timetriggers_core::{JobId, JobKind, ScheduleRequest, TriggerRef, UpsertOperation, Upserted};
+use utoipa::ToSchema;
 
-use crate::error::{ApiError, APPLICATION_JSON};
+use crate::error::{ApiError, ErrorBody, APPLICATION_JSON};
 use crate::extract::{header_pairs, header_text, read_body, required_header};
 use crate::state::AppState;
 
@@ -19,8 +20,61 @@ const TTR_TRIGGER_ID: HeaderName = HeaderName::from_static("ttr-trigger-id");
 const TTR_SCHEDULED_AT: HeaderName = HeaderName::from_static("ttr-scheduled-at");
 const TTR_MONTH_QUOTA_REMAINING: HeaderName = HeaderName::from_static("ttr-month-quota-remaining");
 
-/// `/schedule`. Order of checks: 413 body → 400 decode (`ttr-api-key`, `ttr-url`) → 401 →
-/// 400 invalid values → 402 → 404 → 410 (the last four from the service).
+/// Schedule or reschedule a request.
+///
+/// The request's method, body and every header not starting with `ttr-` are stored and sent
+/// to `ttr-url` at `ttr-scheduled-at`; a cron expression there makes a generator instead of a
+/// one-off job. Order of checks: 413 body → 400 decode (`ttr-api-key`, `ttr-url`) → 401 → 400
+/// invalid values → 402 → 404 → 410.
+#[utoipa::path(
+    method(get, head, post, put, patch, delete),
+    path = "/schedule",
+    params(
+        ("ttr-api-key" = String, Header, description = "The project's API key."),
+        ("ttr-url" = String, Header,
+            description = "Absolute http or https URL the request is sent to."),
+        ("ttr-scheduled-at" = Option<String>, Header,
+            description = "When to fire: `now` (default), an ISO-8601 time, a Unix timestamp, \
+                optionally followed by `| add <n><unit>` steps; or a cron expression (5 or 6 \
+                fields, or a macro like `@daily`), which makes a generator."),
+        ("ttr-trigger-id" = Option<String>, Header,
+            description = "Reschedule the job or generator with this id."),
+        ("ttr-custom-key" = Option<String>, Header,
+            description = "The caller's own key (1 to 256 characters); reusing it reschedules."),
+        ("ttr-title" = Option<String>, Header, description = "Display title (at most 200 characters)."),
+        ("ttr-tags" = Option<String>, Header,
+            description = "Comma-separated tags (or a JSON array of strings), at most 20."),
+        ("ttr-run-missed" = Option<String>, Header,
+            description = "`true` / `false` (also `1/0`, `yes/no`): whether a time already past \
+                fires at once (one-off default `true`; generator default `false`)."),
+        ("ttr-timezone" = Option<String>, Header,
+            description = "IANA zone of a cron expression (default `UTC`)."),
+        ("ttr-max-attempts" = Option<u32>, Header, minimum = 1, maximum = 10,
+            description = "Attempts on a network error, timeout, 429 or 5xx (default 1)."),
+        ("ttr-timeout" = Option<u32>, Header, minimum = 1, maximum = 300,
+            description = "Seconds the target has to answer (default 30)."),
+    ),
+    request_body(content_type = "*/*",
+        description = "Any bytes: sent to the target as they are (at most the server's body limit)."),
+    responses(
+        (status = 200, description = "Scheduled (or rescheduled).", body = ScheduleResult,
+            headers(
+                ("ttr-trigger-id" = String, description = "The job or generator id."),
+                ("ttr-scheduled-at" = String, description = "The fire time, RFC 3339 UTC."),
+                ("ttr-month-quota-remaining" = u64,
+                    description = "Quota left this month; absent when unlimited."),
+            )),
+        (status = 400, description = "`BadRequest`: a missing `ttr-api-key` or `ttr-url`, or an \
+            invalid value (the message names it).", body = ErrorBody),
+        (status = 401, description = "`Unauthorized`: an unknown or revoked API key.", body = ErrorBody),
+        (status = 402, description = "`QuotaExceeded`: the monthly quota is used up.", body = ErrorBody),
+        (status = 404, description = "`NotFound`: no such `ttr-trigger-id` in the project.", body = ErrorBody),
+        (status = 410, description = "`Gone`: the job is no longer `registered` (or the generator \
+            is cancelled), or the key is held by a queued or running job.", body = ErrorBody),
+        (status = 413, description = "`PayloadTooLarge`: the body is over the limit.", body = ErrorBody),
+        (status = 503, description = "`Unavailable`: the store is unreachable.", body = ErrorBody),
+    )
+)]
 pub(crate) async fn schedule(
     State(state): State<Arc<AppState>>,
     request: Request,
@@ -38,8 +92,30 @@ pub(crate) async fn schedule(
     Ok(schedule_response(done))
 }
 
-/// `/cancel`: `ttr-api-key` and exactly one of `ttr-trigger-id` / `ttr-custom-key`. Order of
-/// checks: 400 decode → 401 → 404 → 410.
+/// Cancel a registered job or a generator.
+///
+/// `ttr-api-key` and exactly one of `ttr-trigger-id` / `ttr-custom-key`. Order of checks: 400
+/// decode → 401 → 404 → 410.
+#[utoipa::path(
+    method(delete, get, post),
+    path = "/cancel",
+    params(
+        ("ttr-api-key" = String, Header, description = "The project's API key."),
+        ("ttr-trigger-id" = Option<String>, Header,
+            description = "The job or generator to cancel (or give `ttr-custom-key`)."),
+        ("ttr-custom-key" = Option<String>, Header,
+            description = "The live item holding this key (or give `ttr-trigger-id`)."),
+    ),
+    responses(
+        (status = 204, description = "Cancelled."),
+        (status = 400, description = "`BadRequest`: no `ttr-api-key`, or not exactly one of \
+            `ttr-trigger-id` and `ttr-custom-key`.", body = ErrorBody),
+        (status = 401, description = "`Unauthorized`: an unknown or revoked API key.", body = ErrorBody),
+        (status = 404, description = "`NotFound`: no such id or live key in the project.", body = ErrorBody),
+        (status = 410, description = "`Gone`: the job is no longer `registered`.", body = ErrorBody),
+        (status = 503, description = "`Unavailable`: the store is unreachable.", body = ErrorBody),
+    )
+)]
 pub(crate) async fn cancel(
     State(state): State<Arc<AppState>>,
     request: Request,
@@ -80,14 +156,23 @@ impl Serialize for QuotaRemaining {
     }
 }
 
-/// The `ScheduleResult` body.
-#[derive(Serialize)]
+/// The answer of `/schedule`.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ScheduleResult<'a> {
+pub(crate) struct ScheduleResult<'a> {
+    /// The job or generator id.
     trigger_id: &'a str,
+    /// The fire time (a generator's next occurrence), RFC 3339 UTC with milliseconds.
+    #[schema(format = DateTime)]
     scheduled_at: &'a str,
+    /// Whether an item was created or updated in place.
+    #[schema(value_type = UpsertOperation)]
     operation: &'static str,
+    /// A one-off job or a generator.
+    #[schema(value_type = JobKind)]
     kind: &'static str,
+    /// What is left of the monthly quota after this call.
+    #[schema(schema_with = crate::openapi::count_or_infinity)]
     month_quota_remaining: QuotaRemaining,
 }
 

@@ -11,9 +11,10 @@ use http::{HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 use timetriggers_core::accounts::{csrf_allows, SESSION_COOKIE, SESSION_TTL};
 use timetriggers_core::{Caller, Error};
+use utoipa::ToSchema;
 
-use crate::dashboard::dto::{ProjectDto, UserDto, OK};
-use crate::error::{ApiError, ErrorTag};
+use crate::dashboard::dto::{OkResponse, ProjectDto, UserDto, OK};
+use crate::error::{ApiError, ErrorBody, ErrorTag};
 use crate::extract::header_text;
 use crate::state::AppState;
 use crate::ApiJson;
@@ -96,31 +97,57 @@ fn with_cookie(response: impl IntoResponse, cookie: HeaderValue) -> Response {
     response
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /auth/signup` and `POST /auth/login`.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = Credentials)]
 pub(crate) struct CredentialsBody {
+    /// An email address.
     email: String,
+    /// At least 8 characters (on sign-up).
+    #[schema(format = Password)]
     password: String,
 }
 
-#[derive(Serialize)]
+/// The answer of `POST /auth/signup`.
+#[derive(Serialize, ToSchema)]
 pub(crate) struct SignupResponse {
     user: UserDto,
+    /// The user's default project.
     project: ProjectDto,
 }
 
-#[derive(Serialize)]
+/// The answer of `POST /auth/login`.
+#[derive(Serialize, ToSchema)]
 pub(crate) struct LoginResponse {
     user: UserDto,
 }
 
-#[derive(Serialize)]
+/// The answer of `GET /auth/me`.
+#[derive(Serialize, ToSchema)]
 pub(crate) struct MeResponse {
     user: UserDto,
     projects: Vec<ProjectDto>,
 }
 
-/// `POST /auth/signup {email, password}`: 403 when sign-up is closed, 400 bad input, 409 email
-/// taken; 200 `{user, project}` and the session cookie.
+/// Create an account, its default project and a session.
+///
+/// 403 when sign-up is closed, 400 bad input, 409 email taken; 200 `{user, project}` and the
+/// session cookie.
+#[utoipa::path(
+    post,
+    path = "/auth/signup",
+    request_body = CredentialsBody,
+    responses(
+        (status = 200, description = "Signed up and signed in.", body = SignupResponse,
+            headers(("set-cookie" = String, description = "The `ttr_session` cookie."))),
+        (status = 400, description = "`BadRequest`: a body that does not decode, an invalid \
+            email or a password under 8 characters.", body = ErrorBody),
+        (status = 403, description = "`Forbidden`: sign-up is disabled on this server.", body = ErrorBody),
+        (status = 409, description = "`Conflict`: the email is already registered.", body = ErrorBody),
+        (status = 413, description = "`PayloadTooLarge`: the body is over the limit.", body = ErrorBody),
+        (status = 503, description = "`Unavailable`: the store is unreachable.", body = ErrorBody),
+    )
+)]
 pub(crate) async fn signup(
     State(state): State<Arc<AppState>>,
     request: Request,
@@ -141,8 +168,22 @@ pub(crate) async fn signup(
     Ok(with_cookie(ApiJson(body), cookie))
 }
 
-/// `POST /auth/login {email, password}`: 200 `{user}` and the session cookie; 401 for an
-/// unknown email or a wrong password alike.
+/// Sign in.
+///
+/// 200 `{user}` and the session cookie; 401 for an unknown email or a wrong password alike.
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    request_body = CredentialsBody,
+    responses(
+        (status = 200, description = "Signed in.", body = LoginResponse,
+            headers(("set-cookie" = String, description = "The `ttr_session` cookie."))),
+        (status = 400, description = "`BadRequest`: a body that does not decode.", body = ErrorBody),
+        (status = 401, description = "`Unauthorized`: bad credentials.", body = ErrorBody),
+        (status = 413, description = "`PayloadTooLarge`: the body is over the limit.", body = ErrorBody),
+        (status = 503, description = "`Unavailable`: the store is unreachable.", body = ErrorBody),
+    )
+)]
 pub(crate) async fn login(
     State(state): State<Arc<AppState>>,
     ApiJson(body): ApiJson<CredentialsBody>,
@@ -157,9 +198,22 @@ pub(crate) async fn login(
     ))
 }
 
-/// `POST /auth/logout`: revokes the cookie's session (if any) and clears the cookie; always
-/// 200 `{ok: true}`, except a cookie-carrying request without `content-type: application/json`
-/// (403, the CSRF rule).
+/// Sign out.
+///
+/// Revokes the cookie's session (if any) and clears the cookie; always 200 `{ok: true}`,
+/// except a cookie-carrying request without `content-type: application/json` (403, the CSRF
+/// rule).
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    responses(
+        (status = 200, description = "Signed out.", body = OkResponse,
+            headers(("set-cookie" = String, description = "Clears the `ttr_session` cookie."))),
+        (status = 403, description = "`Forbidden`: a cookie request without \
+            `content-type: application/json`.", body = ErrorBody),
+        (status = 503, description = "`Unavailable`: the store is unreachable.", body = ErrorBody),
+    )
+)]
 pub(crate) async fn logout(
     State(state): State<Arc<AppState>>,
     request: Request,
@@ -175,8 +229,19 @@ pub(crate) async fn logout(
     ))
 }
 
-/// `GET /auth/me`: 200 `{user, projects}` for a live session; 401 otherwise (an API key is not
-/// a session).
+/// The signed-in user and their projects.
+///
+/// 200 `{user, projects}` for a live session; 401 otherwise (an API key is not a session).
+#[utoipa::path(
+    get,
+    path = "/auth/me",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The session's user.", body = MeResponse),
+        (status = 401, description = "`Unauthorized`: no live session.", body = ErrorBody),
+        (status = 503, description = "`Unavailable`: the store is unreachable.", body = ErrorBody),
+    )
+)]
 pub(crate) async fn me(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,

@@ -8,6 +8,8 @@ use timetriggers_core::{
     ApiKey, Execution, ExecutionListing, Job, ListedExecutions, ListedJobs, MonthQuota, Project,
     RateLimitState, Timestamp, User,
 };
+use timetriggers_core::{ExecutionStatus, GeneratorStatus, JobStatus, TriggeredBy};
+use utoipa::ToSchema;
 
 fn time(t: Timestamp) -> String {
     t.to_rfc3339()
@@ -48,7 +50,7 @@ impl Serialize for Quota {
 }
 
 /// `{ok: true}`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct OkResponse {
     ok: bool,
 }
@@ -56,12 +58,14 @@ pub(crate) struct OkResponse {
 /// The one `{ok: true}`.
 pub(crate) const OK: OkResponse = OkResponse { ok: true };
 
-/// `user`.
-#[derive(Serialize)]
+/// A user account.
+#[derive(Serialize, ToSchema)]
+#[schema(as = User)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct UserDto {
     id: String,
     email: String,
+    #[schema(format = DateTime)]
     created_at: String,
 }
 
@@ -75,13 +79,17 @@ impl From<&User> for UserDto {
     }
 }
 
-/// `Project`.
-#[derive(Serialize)]
+/// A project.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Project)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ProjectDto {
     id: String,
     slug: String,
+    /// Schedules allowed per calendar month.
+    #[schema(schema_with = crate::openapi::count_or_infinity)]
     month_quota: Quota,
+    #[schema(format = DateTime)]
     created_at: String,
 }
 
@@ -96,14 +104,18 @@ impl From<&Project> for ProjectDto {
     }
 }
 
-/// `ApiKey`: `keyValue` is the masked form, or the full secret in the create response only.
-#[derive(Serialize)]
+/// An API key.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ApiKey)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ApiKeyDto {
     id: String,
     project_id: String,
     name: String,
+    /// The full secret in the answer of `POST /keys` only; elsewhere the first 6 characters
+    /// followed by `…`.
     key_value: String,
+    #[schema(format = DateTime)]
     created_at: String,
 }
 
@@ -125,8 +137,8 @@ impl ApiKeyDto {
     }
 }
 
-/// `DashboardJob`.
-#[derive(Serialize)]
+/// A job (a one-off job, or one occurrence of a generator) with its latest attempt.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct DashboardJob {
     id: String,
@@ -134,24 +146,36 @@ pub(crate) struct DashboardJob {
     project_slug: String,
     custom_key: Option<String>,
     title: Option<String>,
+    #[schema(value_type = JobStatus)]
     status: &'static str,
+    #[schema(format = DateTime)]
     scheduled_at: String,
     http_url: String,
     http_method: String,
+    /// The headers sent; the values of a repeated name joined with `", "`.
+    #[schema(value_type = HashMap<String, String>)]
     http_headers: Map<String, Value>,
+    #[schema(format = DateTime)]
     registered_at: String,
+    #[schema(format = DateTime)]
     cancelled_at: Option<String>,
+    #[schema(format = DateTime)]
     queued_at: Option<String>,
+    #[schema(format = DateTime)]
     started_at: Option<String>,
+    #[schema(format = DateTime)]
     completed_at: Option<String>,
     response_status: Option<u16>,
     error_message: Option<String>,
+    #[schema(format = DateTime)]
     rate_limited_at: Option<String>,
+    #[schema(format = DateTime)]
     rate_limited_until: Option<String>,
     rate_limited_tags: Vec<String>,
     attempt_number: Option<u32>,
     generator_id: Option<String>,
     generator_custom_key: Option<String>,
+    #[schema(value_type = Option<GeneratorStatus>)]
     generator_status: Option<&'static str>,
     tags: Vec<String>,
 }
@@ -201,8 +225,8 @@ impl From<Job> for DashboardJob {
     }
 }
 
-/// `ListJobsResponse`.
-#[derive(Serialize)]
+/// A page of jobs.
+#[derive(Serialize, ToSchema)]
 pub(crate) struct ListJobsResponse {
     jobs: Vec<DashboardJob>,
     total: u64,
@@ -221,24 +245,36 @@ impl From<ListedJobs> for ListJobsResponse {
     }
 }
 
-/// `Execution` (with the response headers and body).
-#[derive(Serialize)]
+/// One attempt to deliver a job, with the response headers and body.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Execution)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ExecutionDto {
     id: String,
     job_id: String,
     attempt_number: u32,
+    #[schema(value_type = TriggeredBy)]
     triggered_by: &'static str,
+    #[schema(value_type = ExecutionStatus)]
     status: &'static str,
+    #[schema(format = DateTime)]
     planned_at: String,
+    #[schema(format = DateTime)]
     started_at: Option<String>,
+    #[schema(format = DateTime)]
     completed_at: Option<String>,
     response_status: Option<u16>,
+    /// The target's response headers; the values of a repeated name joined with `", "`.
+    #[schema(value_type = Option<HashMap<String, String>>)]
     response_headers: Option<Map<String, Value>>,
+    /// At most 64 KiB of the response body (UTF-8, invalid bytes replaced).
     response_body: Option<String>,
+    /// The full size of the response body read, in bytes.
     response_size: Option<u64>,
     error_message: Option<String>,
+    #[schema(format = DateTime)]
     rate_limited_at: Option<String>,
+    #[schema(format = DateTime)]
     rate_limited_until: Option<String>,
     rate_limited_tags: Vec<String>,
 }
@@ -266,27 +302,34 @@ impl From<Execution> for ExecutionDto {
     }
 }
 
-/// `DashboardExecution`: an execution (without response headers and body) with its job's
-/// facts.
-#[derive(Serialize)]
+/// An execution (without response headers and body) with its job's facts.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct DashboardExecution {
     id: String,
     job_id: String,
     attempt_number: u32,
+    #[schema(value_type = TriggeredBy)]
     triggered_by: &'static str,
+    #[schema(value_type = ExecutionStatus)]
     status: &'static str,
+    #[schema(format = DateTime)]
     planned_at: String,
+    #[schema(format = DateTime)]
     started_at: Option<String>,
+    #[schema(format = DateTime)]
     completed_at: Option<String>,
     response_status: Option<u16>,
     response_size: Option<u64>,
     error_message: Option<String>,
+    #[schema(format = DateTime)]
     rate_limited_at: Option<String>,
+    #[schema(format = DateTime)]
     rate_limited_until: Option<String>,
     rate_limited_tags: Vec<String>,
     job_custom_key: Option<String>,
     job_title: Option<String>,
+    #[schema(value_type = JobStatus)]
     job_status: &'static str,
     job_http_url: String,
     job_http_method: String,
@@ -321,8 +364,9 @@ impl From<ExecutionListing> for DashboardExecution {
     }
 }
 
-/// `ListDashboardExecutionsResponse`.
-#[derive(Serialize)]
+/// A page of executions.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ListDashboardExecutionsResponse)]
 pub(crate) struct ListExecutionsResponse {
     executions: Vec<DashboardExecution>,
     total: u64,

@@ -8,6 +8,7 @@ mod common;
 mod dashboard;
 mod generators;
 mod hostile;
+mod openapi;
 mod routes;
 mod schedule;
 mod sync;

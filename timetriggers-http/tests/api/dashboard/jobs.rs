@@ -363,6 +363,8 @@ async fn replay_runs_a_finished_job_again() {
     ] {
         h.post(&uri, &auth, body).await.error(400, "BadRequest");
     }
+    // A JSON `null` is no body: a replay.
+    h.post(&uri, &auth, Value::Null).await.ok_json();
     h.post("/jobs/job_nope/executions", &auth, json!({}))
         .await
         .error(404, "NotFound");
