@@ -123,6 +123,16 @@ impl SqliteStore {
         self.inner.writer.write(f).await
     }
 
+    /// [`SqliteStore::write`] for calls that may refuse: a refusal changes nothing.
+    async fn write_or_refuse<T, E, F>(&self, f: F) -> StoreResult<Result<T, E>>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> StoreResult<Result<T, E>> + Send + 'static,
+    {
+        self.inner.writer.write_or_refuse(f).await
+    }
+
     /// Runs `f` on a reader connection.
     async fn read<T, F>(&self, f: F) -> StoreResult<T>
     where
@@ -177,7 +187,8 @@ impl Store for SqliteStore {
     }
 
     async fn upsert_trigger(&self, req: UpsertTrigger) -> StoreResult<Result<Upserted, Refusal>> {
-        self.write(move |c| triggers::upsert(c, req)).await
+        self.write_or_refuse(move |c| triggers::upsert(c, req))
+            .await
     }
 
     async fn cancel_trigger(
@@ -187,7 +198,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<Result<JobId, Refusal>> {
         let (project_id, target) = (project_id.clone(), target.clone());
-        self.write(move |c| triggers::cancel(c, &project_id, &target, now))
+        self.write_or_refuse(move |c| triggers::cancel(c, &project_id, &target, now))
             .await
     }
 
@@ -234,11 +245,11 @@ impl Store for SqliteStore {
     }
 
     async fn declare(&self, sync: DeclareSync) -> StoreResult<Result<SyncOutcome, Refusal>> {
-        self.write(move |c| sync::declare(c, &sync)).await
+        self.write_or_refuse(move |c| sync::declare(c, &sync)).await
     }
 
     async fn bulk(&self, sync: BulkSync) -> StoreResult<Result<SyncOutcome, Refusal>> {
-        self.write(move |c| sync::bulk(c, &sync)).await
+        self.write_or_refuse(move |c| sync::bulk(c, &sync)).await
     }
 
     async fn list_generators_due(
@@ -321,7 +332,8 @@ impl Store for SqliteStore {
     }
 
     async fn replay_job(&self, replay: ReplayJob) -> StoreResult<Result<Replayed, ReplayRefusal>> {
-        self.write(move |c| dashboard::replay_job(c, &replay)).await
+        self.write_or_refuse(move |c| dashboard::replay_job(c, &replay))
+            .await
     }
 
     // ---- rate limits ----

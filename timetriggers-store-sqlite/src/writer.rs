@@ -47,6 +47,9 @@ trait BatchOp: Send {
 
 struct Op<T, F> {
     f: Option<F>,
+    /// Whether a result is kept (its savepoint released) or rolled back; either way it is the
+    /// answer once the batch commits.
+    keep: fn(&StoreResult<T>) -> bool,
     result: Option<StoreResult<T>>,
     reply: oneshot::Sender<StoreResult<T>>,
 }
@@ -63,9 +66,9 @@ where
                 .unwrap_or_else(|_| Err(StoreError::corrupt("a write operation panicked"))),
             None => Err(StoreError::corrupt("a write operation ran twice")),
         };
-        let ok = result.is_ok();
+        let keep = (self.keep)(&result);
         self.result = Some(result);
-        ok
+        keep
     }
 
     fn commit(self: Box<Self>) {
@@ -121,8 +124,29 @@ impl Writer {
     }
 
     /// Runs `f` in the writer's next transaction and answers once it is committed. `f` runs
-    /// inside a savepoint of the batch's transaction and must not begin or end transactions.
+    /// inside a savepoint of the batch's transaction and must not begin or end transactions;
+    /// if it fails, what it wrote is rolled back.
     pub(crate) async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        self.submit(f, |result| result.is_ok()).await
+    }
+
+    /// Like [`Writer::write`] for an operation that may refuse (`Ok(Err(refusal))`): a refusal
+    /// is answered, and what the operation wrote before refusing is rolled back, so that a
+    /// refused call changes nothing.
+    pub(crate) async fn write_or_refuse<T, E, F>(&self, f: F) -> StoreResult<Result<T, E>>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<Result<T, E>> + Send + 'static,
+    {
+        self.submit(f, |result| matches!(result, Ok(Ok(_)))).await
+    }
+
+    async fn submit<T, F>(&self, f: F, keep: fn(&StoreResult<T>) -> bool) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
@@ -130,6 +154,7 @@ impl Writer {
         let (reply, answer) = oneshot::channel();
         let op = Op {
             f: Some(f),
+            keep,
             result: None,
             reply,
         };

@@ -106,6 +106,7 @@ macro_rules! store_conformance_tests {
             declare_leaves_finished_jobs_alone,
             declare_is_all_or_nothing_on_quota,
             bulk_cancels_then_upserts,
+            bulk_is_all_or_nothing_on_quota,
             user_create_and_find_by_email,
             sessions_expire_and_are_revocable,
             user_projects_membership,

@@ -25,13 +25,24 @@ async fn rule(
     tag: &str,
     limits: WindowLimits,
 ) -> RateLimit {
+    rule_at(store, project, tag, limits, T0).await
+}
+
+/// [`rule`], created at `now`.
+async fn rule_at(
+    store: &dyn Store,
+    project: &ProjectId,
+    tag: &str,
+    limits: WindowLimits,
+    now: Timestamp,
+) -> RateLimit {
     store
         .create_rate_limit(NewRateLimit {
             id: RateLimitId::generate(),
             project_id: project.clone(),
             tag: tag.into(),
             limits,
-            now: T0,
+            now,
         })
         .await
         .expect("create rate limit")
@@ -127,7 +138,8 @@ pub async fn rate_limit_rules_crud_and_scoping(store: &dyn Store) {
         .await;
     assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
     let other = rule(store, &b.id, "api", per_second(1)).await;
-    let second = rule(store, &a.id, "mail", WindowLimits::default()).await;
+    // A millisecond later: rules list in creation order, (created_at, id).
+    let second = rule_at(store, &a.id, "mail", WindowLimits::default(), at(1)).await;
     assert_eq!(
         store
             .list_rate_limits(std::slice::from_ref(&a.id))

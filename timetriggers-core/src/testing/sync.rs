@@ -255,6 +255,29 @@ pub async fn declare_is_all_or_nothing_on_quota(store: &dyn Store) {
     assert_eq!(ops(&ok), ["added", "added"]);
 }
 
+/// A bulk refused for quota changes nothing: its cancels are rolled back with it (one
+/// transaction).
+pub async fn bulk_is_all_or_nothing_on_quota(store: &dyn Store) {
+    let p = project(store, MonthQuota::Limited(2)).await;
+    let kept = job_at(store, &p.id, at(10_000)).await;
+    let sync = BulkSync {
+        project_id: p.id.clone(),
+        cancels: vec![BulkSelector::Id(kept.clone())],
+        upserts: vec![
+            declared(Some("a"), "https://example.com/a", at(20_000)),
+            declared(Some("b"), "https://example.com/b", at(20_000)),
+        ],
+        now: at(1),
+    };
+    assert_eq!(store.bulk(sync).await.unwrap(), Err(Refusal::QuotaExceeded));
+    assert_eq!(
+        store.get_job(&p.id, &kept).await.unwrap().unwrap().status,
+        JobStatus::Registered,
+        "the cancel was rolled back with the refused bulk"
+    );
+    assert_eq!(store.next_due_at().await.unwrap(), Some(at(10_000)));
+}
+
 /// Bulk: cancels by tag, key, id and bare string first, then upserts by key.
 pub async fn bulk_cancels_then_upserts(store: &dyn Store) {
     let p = project(store, MonthQuota::Unlimited).await;
