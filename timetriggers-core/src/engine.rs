@@ -278,6 +278,10 @@ impl Engine {
         };
         let mut next_stale_check = self.clock.now();
         let mut stale_scope = first_scope;
+        // After a full claim more is due at once; claiming again for one or two free slots
+        // would cost a store transaction per delivery, so wait until a quarter are free.
+        let min_claim = (self.config.max_in_flight / 4).clamp(1, self.config.batch_size.max(1));
+        let mut backlog = false;
 
         loop {
             while tasks.try_join_next().is_some() {}
@@ -303,7 +307,7 @@ impl Engine {
                 }
             }
             let free = slots.available_permits();
-            if free == 0 {
+            if free == 0 || (backlog && free < min_claim && !tasks.is_empty()) {
                 tokio::select! {
                     _ = &mut shutdown => break,
                     _ = tasks.join_next() => continue,
@@ -315,8 +319,15 @@ impl Engine {
                 .claim_and_next(now, limit, &slots, &tx, &mut tasks)
                 .await
             {
-                Ok(Some(next)) => next,
-                Ok(None) => continue, // a full batch: more may be due right now
+                Ok(Some(next)) => {
+                    backlog = false;
+                    next
+                }
+                Ok(None) => {
+                    // A full batch: more may be due right now.
+                    backlog = true;
+                    continue;
+                }
                 Err(e) => {
                     failures = failures.saturating_add(1);
                     let pause = backoff(failures);
