@@ -40,6 +40,11 @@ pub(crate) const WRITER_CACHE_SIZE: i64 = -8192;
 /// `PRAGMA cache_size` of each reader: 2 MiB.
 pub(crate) const READER_CACHE_SIZE: i64 = -2048;
 
+/// `PRAGMA wal_autocheckpoint` of the writer: checkpoints run on their own thread
+/// ([`crate::checkpoint`]); the writer checkpoints itself only if the WAL reaches this many
+/// pages (40 MiB), which means the checkpointer is behind.
+pub(crate) const WRITER_AUTOCHECKPOINT_PAGES: i64 = 10_000;
+
 /// `PRAGMA journal_size_limit`: the WAL file is truncated to 64 MiB at rest.
 pub(crate) const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
@@ -97,7 +102,8 @@ pub(crate) fn open_writer(path: &Path) -> StoreResult<Connection> {
         let mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))?;
         conn.execute_batch(&format!(
-            "PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT};"
+            "PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}; \
+             PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES};"
         ))?;
         Ok((conn, mode))
     };
@@ -109,6 +115,21 @@ pub(crate) fn open_writer(path: &Path) -> StoreResult<Connection> {
         )));
     }
     Ok(conn)
+}
+
+/// Opens the checkpointer's connection: read-write (a checkpoint writes the database file),
+/// on the file the writer put in WAL mode; it runs checkpoints and nothing else.
+pub(crate) fn open_checkpointer(path: &Path) -> StoreResult<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let open = || -> rusqlite::Result<Connection> {
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -256; PRAGMA mmap_size = {MMAP_SIZE};"
+        ))?;
+        Ok(conn)
+    };
+    open().map_err(from_sqlite)
 }
 
 /// Opens a reader's connection: read-only, on the file the writer put in WAL mode.

@@ -21,6 +21,7 @@ use rusqlite::Connection;
 use timetriggers_core::{StoreError, StoreResult};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::checkpoint::Checkpointer;
 use crate::error::{closed, duplicate};
 use crate::lock::FileLock;
 use crate::options;
@@ -184,6 +185,16 @@ impl Writer {
 fn run(mut conn: Connection, path: &Path, mut rx: mpsc::Receiver<Msg>, lock: FileLock) {
     let mut ops: Vec<Box<dyn BatchOp>> = Vec::with_capacity(MAX_BATCH);
     let mut closers = Vec::new();
+    let checkpointer = match Checkpointer::spawn(path) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "no checkpointer thread; the writer checkpoints itself");
+            if let Err(e) = conn.execute_batch("PRAGMA wal_autocheckpoint = 1000") {
+                tracing::warn!(error = %e, "PRAGMA wal_autocheckpoint");
+            }
+            None
+        }
+    };
     while closers.is_empty() {
         // Sleep until there is work, then take what is already queued without sleeping again.
         let Some(first) = rx.blocking_recv() else {
@@ -202,7 +213,14 @@ fn run(mut conn: Connection, path: &Path, mut rx: mpsc::Receiver<Msg>, lock: Fil
                 next = rx.try_recv().ok();
             }
         }
-        if !ops.is_empty() && !run_batch(&conn, &mut ops) {
+        if ops.is_empty() {
+            continue;
+        }
+        if run_batch(&conn, &mut ops) {
+            if let Some(c) = &checkpointer {
+                c.committed();
+            }
+        } else {
             recover(&mut conn, path);
         }
     }
@@ -213,6 +231,9 @@ fn run(mut conn: Connection, path: &Path, mut rx: mpsc::Receiver<Msg>, lock: Fil
             Msg::Op(op) => op.fail(closed()),
             Msg::Close(done) => closers.push(done),
         }
+    }
+    if let Some(c) = checkpointer {
+        c.stop();
     }
     if let Err(e) = options::optimize(&conn) {
         tracing::debug!(error = %e, "PRAGMA optimize before closing the SQLite writer");
