@@ -539,7 +539,11 @@ pub struct BulkSync {
 
 /// The operation names of a sync result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(rename_all = "lowercase"))]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(rename_all = "lowercase")
+)]
 pub enum SyncOperation {
     /// Nothing to do.
     Unchanged,

@@ -178,7 +178,11 @@ pub struct UpsertTrigger {
 
 /// Whether an upsert created or updated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(rename_all = "lowercase"))]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(rename_all = "lowercase")
+)]
 pub enum UpsertOperation {
     /// A new item.
     Schedule,

@@ -4,7 +4,11 @@ use crate::time::Timestamp;
 
 /// The execution lifecycle: `planned` → `started` → `complete`, or `planned` → `cancelled`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(rename_all = "lowercase"))]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(rename_all = "lowercase")
+)]
 pub enum ExecutionStatus {
     /// Waiting for its time.
     Planned,
@@ -18,7 +22,11 @@ pub enum ExecutionStatus {
 
 /// Why an execution exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(rename_all = "lowercase"))]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(rename_all = "lowercase")
+)]
 pub enum TriggeredBy {
     /// The first attempt, at the job's time.
     Scheduler,

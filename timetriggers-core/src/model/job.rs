@@ -7,7 +7,11 @@ use crate::time::Timestamp;
 
 /// The job lifecycle (API.md §5). Transitions are checked in [`crate::lifecycle`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(rename_all = "lowercase"))]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(rename_all = "lowercase")
+)]
 pub enum JobStatus {
     /// Waiting for its time (or for a rate limit to open).
     Registered,
@@ -25,7 +29,11 @@ pub enum JobStatus {
 
 /// Whether a trigger id names a one-off job or a recurring generator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(rename_all = "lowercase"))]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(rename_all = "lowercase")
+)]
 pub enum JobKind {
     /// A one-off job.
     Job,
@@ -35,7 +43,11 @@ pub enum JobKind {
 
 /// A generator's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(rename_all = "lowercase"))]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(rename_all = "lowercase")
+)]
 pub enum GeneratorStatus {
     /// Producing occurrences.
     Active,
