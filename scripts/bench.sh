@@ -45,10 +45,9 @@ if [[ "$which" == all || "$which" == postgres ]]; then
     base="$(./scripts/pg.sh start)"
   fi
   server="${base%/*}"
-  n=0
+  # A new database for every run (called in a command substitution, so no shared counter).
   fresh() {
-    n=$((n + 1))
-    local db="tt_bench_$$_$n"
+    local db="tt_bench_$(date +%s%N)"
     psql "$base" -qc "CREATE DATABASE $db" >/dev/null
     echo "$server/$db"
   }
