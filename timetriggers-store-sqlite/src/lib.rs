@@ -61,7 +61,7 @@
 //!   right after, so files created before keep their `_sqlx_migrations` history; sqlx and
 //!   rusqlite link the same bundled SQLite.
 //! - **Memory** stays bounded whatever the backlog: no memory-mapped I/O (mapped pages count in
-//!   the process's RSS), an 8 MiB page cache for the writer and 2 MiB per reader.
+//!   the process's RSS), a 4 MiB page cache for the writer and 1 MiB per reader.
 //! - **Durability**: WAL with `synchronous = NORMAL`. A committed write survives the process
 //!   being killed (`kill -9`); only an operating-system crash or power loss can undo the last
 //!   commits.
