@@ -213,6 +213,45 @@ async fn concurrent_keyless_jobs_are_batched_and_keep_their_fields() {
     c.drop_schema().await;
 }
 
+/// A job the database refuses (here a `max_attempts` of 0 against its CHECK constraint) fails
+/// its batch's statement; every other job of that batch is then inserted alone and accepted, so
+/// one job's error is never another's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bad_job_in_a_batch_fails_alone() {
+    let c = Cluster::new(1).await;
+    let store = c.stores[0].clone();
+    let p = project(&store, MonthQuota::Unlimited).await;
+    let calls = (0..60).map(|i| {
+        let store = store.clone();
+        let p = p.id.clone();
+        tokio::spawn(async move {
+            let mut def = definition(&format!("https://example.com/r/{i}"), at(60_000));
+            if i == 30 {
+                def.options.max_attempts = 0;
+            }
+            (
+                i,
+                store.upsert_trigger(upsert(&p, None, None, def, T0)).await,
+            )
+        })
+    });
+    let results: Vec<_> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    for (i, result) in results {
+        if i == 30 {
+            assert!(result.is_err(), "the bad job is refused by the database");
+            continue;
+        }
+        let up = result.unwrap().unwrap();
+        let job = store.get_job(&p.id, &up.id).await.unwrap().expect("stored");
+        assert_eq!(job.request.url, format!("https://example.com/r/{i}"));
+    }
+    c.drop_schema().await;
+}
+
 /// Claims, reschedules, cancels and completions of the same jobs from several handles at once:
 /// every call succeeds (no deadlock, no serialization failure) and every job ends in one
 /// consistent state.
