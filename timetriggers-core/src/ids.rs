@@ -2,7 +2,7 @@
 //! share one id space so that `ttr-trigger-id` can name either.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -92,17 +92,34 @@ id_type!(
 
 const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 
-/// `prefix` + 10 chars of milliseconds (sortable by creation) + 16 chars of randomness
-/// (80 bits) mixed with a process counter, in Crockford base32.
+/// `prefix` + 10 chars of milliseconds + 16 chars (80 bits) that start random at each new
+/// millisecond and count up within it, in Crockford base32. So the ids one process makes sort
+/// in the order they were made (ties between jobs due at the same instant, broken by id, go
+/// first-scheduled first), and ids of different processes still collide with negligible
+/// probability (79 random bits per millisecond).
 fn new_id(prefix: &str) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
-    let mut rng = rand::thread_rng();
-    let random: u128 = rng.gen::<u128>() ^ u128::from(COUNTER.fetch_add(1, Ordering::Relaxed));
+    // (millisecond, last 80-bit value) of the newest id made by this process.
+    static LAST: Mutex<(u64, u128)> = Mutex::new((0, 0));
+    const LOW_80: u128 = (1 << 80) - 1;
+    let now = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+    let (ms, value) = {
+        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+        let next = if now > last.0 {
+            // A fresh start with the top bit clear leaves 2^79 increments before overflow.
+            (now, rand::thread_rng().gen::<u128>() & (LOW_80 >> 1))
+        } else if last.1 < LOW_80 {
+            // Same millisecond (or the wall clock went back): keep counting up.
+            (last.0, last.1 + 1)
+        } else {
+            (last.0 + 1, rand::thread_rng().gen::<u128>() & (LOW_80 >> 1))
+        };
+        *last = next;
+        next
+    };
     let mut out = String::with_capacity(prefix.len() + 26);
     out.push_str(prefix);
     push_base32(&mut out, u128::from(ms), 10);
-    push_base32(&mut out, random, 16);
+    push_base32(&mut out, value, 16);
     out
 }
 
@@ -132,6 +149,16 @@ mod tests {
         assert_eq!(set.len(), ids.len());
         assert!(ids.iter().all(|id| id.as_str().starts_with("job_")));
         assert!(ids.iter().all(|id| id.as_str().len() == 4 + 26));
+    }
+
+    #[test]
+    fn ids_sort_in_the_order_they_were_made() {
+        let ids: Vec<String> = (0..10_000)
+            .map(|_| ExecutionId::generate().into_string())
+            .collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
     }
 
     #[test]
