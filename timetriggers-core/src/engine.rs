@@ -45,6 +45,9 @@ pub struct EngineConfig {
     pub worker_id: String,
     /// How late a generator occurrence may be before it counts as missed (API.md §5: 60 s).
     pub missed_after: Duration,
+    /// How far ahead of their due time executions are claimed; each is then sent at exactly
+    /// its due time, so the claim's own latency does not add to the lag.
+    pub claim_ahead: Duration,
 }
 
 impl Default for EngineConfig {
@@ -58,6 +61,7 @@ impl Default for EngineConfig {
             shutdown_grace: Duration::from_secs(30),
             worker_id: format!("{}-{}", std::process::id(), crate::ids::random_secret(4)),
             missed_after: MISSED_AFTER,
+            claim_ahead: Duration::from_millis(25),
         }
     }
 }
@@ -170,7 +174,7 @@ impl Engine {
             let now = self.clock.now();
             let claimed = self
                 .store
-                .claim_due(self.claim(now, self.config.batch_size))
+                .claim_due(self.claim(now, self.config.batch_size, Duration::ZERO))
                 .await?;
             let n = claimed.len();
             if n == 0 {
@@ -252,9 +256,11 @@ impl Engine {
         Ok(applied)
     }
 
-    fn claim(&self, now: Timestamp, limit: usize) -> Claim {
+    /// A claim of what is due at `now` (`run_once`) or, with `ahead`, shortly after.
+    fn claim(&self, now: Timestamp, limit: usize, ahead: Duration) -> Claim {
         Claim {
             now,
+            due_by: now.saturating_add(ahead),
             limit,
             lease_margin: self.config.lease_margin,
             worker: self.config.worker_id.clone(),
@@ -339,7 +345,11 @@ impl Engine {
                 }
             };
             failures = 0;
-            let wake = next_due
+            // Wake early enough to claim the next due execution before it is due; if the claim
+            // that just ran could already see it (a rate-limited execution is only claimed
+            // once due, or it was committed just after the claim), wait until it is due.
+            let ahead = next_due.saturating_sub(self.config.claim_ahead);
+            let wake = if ahead <= now { next_due } else { ahead }
                 .min(now.saturating_add(self.config.idle_poll))
                 .min(next_stale_check);
             self.signal.sleeping_until(wake);
@@ -376,7 +386,8 @@ impl Engine {
         tx: &mpsc::Sender<CompletedExecution>,
         tasks: &mut JoinSet<()>,
     ) -> Result<Option<Timestamp>, StoreError> {
-        let claimed = self.store.claim_due(self.claim(now, limit)).await?;
+        let ahead = self.config.claim_ahead;
+        let claimed = self.store.claim_due(self.claim(now, limit, ahead)).await?;
         let full = claimed.len() >= limit;
         let fired_occurrences = claimed.iter().any(|c| c.generator_id.is_some());
         for c in claimed {
@@ -470,6 +481,10 @@ async fn deliver(
         body: c.request.body.clone(),
         timeout: c.options.timeout,
     };
+    if clock.now() < c.due_at {
+        // Claimed ahead of time: never send early.
+        clock.sleep_until(c.due_at).await;
+    }
     let outcome = dispatcher.dispatch(&req).await;
     completion(c, outcome, clock.now())
 }
@@ -534,6 +549,38 @@ async fn record_outcomes(
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_delivery_claimed_ahead_is_sent_at_its_due_time() {
+        use std::sync::atomic::AtomicUsize;
+        let clock = Arc::new(ManualClock::new(Timestamp::from_millis(995)));
+        let sent = Arc::new(AtomicUsize::new(0));
+        let mut dispatcher = MockDispatcher::new();
+        let counter = sent.clone();
+        dispatcher.expect_dispatch().returning(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            response(200)
+        });
+        let mut c = claimed(3, 1);
+        c.due_at = Timestamp::from_millis(1_000);
+        let task = tokio::spawn(deliver(Arc::new(dispatcher), clock.clone(), c));
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(sent.load(Ordering::SeqCst), 0, "not before its due time");
+        clock.advance(Duration::from_millis(4));
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(sent.load(Ordering::SeqCst), 0, "still 1 ms early");
+        clock.advance(Duration::from_millis(1));
+        let done = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("sent once due")
+            .unwrap();
+        assert_eq!(sent.load(Ordering::SeqCst), 1);
+        assert_eq!(done.completed_at, Timestamp::from_millis(1_000));
+    }
+
     #[test]
     fn signal_wakes_only_for_earlier_times() {
         let s = EngineSignal::new();
@@ -560,6 +607,7 @@ mod tests {
             attempt_number: attempt,
             triggered_by: TriggeredBy::Scheduler,
             planned_at: Timestamp::from_millis(1_000),
+            due_at: Timestamp::from_millis(1_000),
             request: HttpRequest {
                 method: "GET".into(),
                 url: "https://example.com/".into(),

@@ -227,8 +227,13 @@ pub enum TriggerRef {
 /// A claim of due executions by one engine.
 #[derive(Debug, Clone)]
 pub struct Claim {
-    /// The current time: only executions due at or before it are claimed.
+    /// The current time: the claimed executions start now (their lease counts from it).
     pub now: Timestamp,
+    /// Executions due at or before this instant (at least `now`) may be claimed: an engine
+    /// claims a few milliseconds ahead and sends each at its own `due_at`. A store may look
+    /// less far ahead; executions held back by a rate-limit rule are only ever claimed once
+    /// due (`now`), so that a rule's window counts real starts.
+    pub due_by: Timestamp,
     /// At most this many.
     pub limit: usize,
     /// Extra time granted beyond each execution's own timeout before another engine may treat
@@ -251,8 +256,11 @@ pub struct ClaimedExecution {
     pub attempt_number: u32,
     /// Why it runs.
     pub triggered_by: TriggeredBy,
-    /// When it was due.
+    /// When it was planned for.
     pub planned_at: Timestamp,
+    /// When it may be sent: `planned_at`, or later when a rate limit held it back. Never after
+    /// the claim's `due_by`; the engine does not send it before this instant.
+    pub due_at: Timestamp,
     /// What to send.
     pub request: HttpRequest,
     /// Delivery options.

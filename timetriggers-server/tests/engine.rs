@@ -180,6 +180,7 @@ async fn executions_left_started_by_a_dead_process_are_finished_as_interrupted_a
         .store
         .claim_due(timetriggers_core::Claim {
             now: r.clock.now(),
+            due_by: r.clock.now(),
             limit: 10,
             lease_margin: Duration::from_secs(30),
             worker: "dead".into(),

@@ -15,9 +15,9 @@ use crate::error::from_sqlx;
 use crate::rows::{self, count, duration_ms, headers_json, int4, ms, CLAIMED_COLUMNS};
 use crate::triggers::random_shard;
 
-/// Takes up to `$2` planned executions due at `$1`, earliest first (by due time, then planned
-/// time, so that jobs held back until one instant are released in `scheduledAt` order), and
-/// starts them.
+/// Takes up to `$2` planned executions due by `$7` (the claim's look-ahead; `$1` is now),
+/// earliest first (by due time, then planned time, so that jobs held back until one instant are
+/// released in `scheduledAt` order), and starts them.
 ///
 /// - `picked` locks each execution *and its job* with `SKIP LOCKED`: concurrent claimers (other
 ///   instances) skip each other's rows instead of waiting, so they never receive the same
@@ -38,7 +38,7 @@ pub(crate) const CLAIM: &str = "WITH picked AS MATERIALIZED ( \
                  AND EXISTS (SELECT 1 FROM generators g WHERE g.id = j.generator_id)) \
                  AS needs_generator \
          FROM executions e JOIN jobs j ON j.id = e.job_id \
-         WHERE e.status = 'planned' AND e.due_at <= $1 \
+         WHERE e.status = 'planned' AND e.due_at <= $7 \
          ORDER BY e.due_at, e.planned_at, e.id LIMIT $2 \
          FOR NO KEY UPDATE OF e, j SKIP LOCKED), \
      gens AS MATERIALIZED ( \
@@ -77,7 +77,7 @@ pub(crate) const CLAIM: &str = "WITH picked AS MATERIALIZED ( \
          ON CONFLICT (project_id, month, shard) \
          DO UPDATE SET used = quota_usage.used + EXCLUDED.used) \
      SELECT s.id, s.job_id, s.project_id, s.attempt_number, s.triggered_by, s.planned_at, \
-         r.method, r.url, r.headers, r.body, r.max_attempts, r.timeout_ms, r.generator_id \
+         s.due_at, r.method, r.url, r.headers, r.body, r.max_attempts, r.timeout_ms, r.generator_id \
      FROM started s JOIN running r ON r.id = s.job_id \
      ORDER BY s.due_at, s.planned_at, s.id";
 
@@ -144,6 +144,7 @@ pub(crate) async fn claim_due(pool: &PgPool, claim: &Claim) -> StoreResult<Vec<C
         .bind(duration_ms(claim.lease_margin))
         .bind(claim.now.month_key())
         .bind(random_shard())
+        .bind(ms(claim.due_by.max(claim.now)))
         .fetch_all(pool)
         .await
         .map_err(from_sqlx)?

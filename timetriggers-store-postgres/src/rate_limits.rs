@@ -273,7 +273,7 @@ const NTH_LATEST_START: &str = "SELECT started_at FROM rate_usage \
      ORDER BY started_at DESC LIMIT 1 OFFSET $4";
 
 /// The start of the due-execution pick in [`crate::engine::CLAIM`] and its end.
-const PICK_FROM: &str = "WHERE e.status = 'planned' AND e.due_at <= $1";
+const PICK_FROM: &str = "WHERE e.status = 'planned' AND e.due_at <= $7";
 const PICK_TO: &str = "SKIP LOCKED";
 
 /// [`crate::engine::CLAIM`] picking the executions in `$2` (already locked by this

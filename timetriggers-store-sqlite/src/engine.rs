@@ -11,13 +11,14 @@ use timetriggers_core::{
 use crate::rows::{self, count, duration_ms, headers_json, id_list, ms, CLAIMED_COLUMNS};
 use crate::sql::{execute, fetch_all, fetch_optional, first};
 
-/// Marks the due executions `started` and returns them. Spelled with `status = 'planned'` as a
-/// literal so that SQLite seeks the partial index `executions_planned_due`.
+/// Marks the executions due by `?5` (the claim's look-ahead) `started` and returns them.
+/// Spelled with `status = 'planned'` as a literal so that SQLite seeks the partial index
+/// `executions_planned_due`.
 pub(crate) const CLAIM_EXECUTIONS: &str = "UPDATE executions AS e \
      SET status = 'started', started_at = ?1, worker = ?3, lease_until = ?1 + j.timeout_ms + ?4 \
      FROM jobs AS j \
      WHERE j.id = e.job_id AND e.id IN ( \
-         SELECT id FROM executions WHERE status = 'planned' AND due_at <= ?1 \
+         SELECT id FROM executions WHERE status = 'planned' AND due_at <= ?5 \
          ORDER BY due_at, planned_at LIMIT ?2) \
      RETURNING id, job_id, project_id, attempt_number, triggered_by, planned_at, due_at";
 
@@ -53,7 +54,13 @@ pub(crate) fn claim_due(conn: &Connection, claim: &Claim) -> StoreResult<Vec<Cla
         None => fetch_all(
             conn,
             CLAIM_EXECUTIONS,
-            params![ms(claim.now), limit, worker, margin],
+            params![
+                ms(claim.now),
+                limit,
+                worker,
+                margin,
+                ms(claim.due_by.max(claim.now))
+            ],
             rows::started,
         )?,
         Some(admitted) => fetch_all(
@@ -98,6 +105,7 @@ pub(crate) fn claim_due(conn: &Connection, claim: &Claim) -> StoreResult<Vec<Cla
                 attempt_number: s.attempt_number,
                 triggered_by: s.triggered_by,
                 planned_at: s.planned_at,
+                due_at: s.due_at,
                 request: d.request,
                 options: d.options,
                 generator_id: d.generator_id,

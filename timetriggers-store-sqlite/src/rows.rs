@@ -35,7 +35,7 @@ pub(crate) const EXECUTION_COLUMNS: &str = "e.id, e.job_id, e.project_id, e.atte
 
 /// Every column [`claimed`] reads: the execution `e` and its job `j`.
 pub(crate) const CLAIMED_COLUMNS: &str = "e.id, e.job_id, e.project_id, e.attempt_number, \
-     e.triggered_by, e.planned_at, j.method, j.url, j.headers, j.body, j.max_attempts, \
+     e.triggered_by, e.planned_at, e.due_at, j.method, j.url, j.headers, j.body, j.max_attempts, \
      j.timeout_ms, j.generator_id";
 
 // ---- encoding ---------------------------------------------------------------------------------
@@ -305,6 +305,7 @@ pub(crate) fn claimed(row: &Row<'_>) -> StoreResult<ClaimedExecution> {
         attempt_number: int(row, "attempt_number")?,
         triggered_by: parsed(row, "triggered_by", TriggeredBy::parse)?,
         planned_at: ts(row, "planned_at")?,
+        due_at: ts(row, "due_at")?,
         request: request(row)?,
         options: options(row)?,
         generator_id: opt_text(row, "generator_id")?.map(JobId::new),

@@ -5,28 +5,35 @@ use timetriggers_core::rules::rate_limit::{admit, Admission, Window, WindowUsage
 use timetriggers_core::{
     Claim, ClaimedExecution, CompletedExecution, DispatchOutcome, ExecutionId, ExecutionStatus,
     JobStatus, LastAttempt, ProjectId, RateLimitState, StaleScope, StoreError, StoreResult,
-    Timestamp, TriggeredBy,
+    Timestamp, TriggeredBy, WindowLimits,
 };
 
 use crate::state::{State, StoredExecution};
 
 impl State {
-    /// [`timetriggers_core::Store::claim_due`]: up to `limit` planned executions due at
-    /// `now`, by due time then planned time, each `started` under a lease. The lock held for
+    /// [`timetriggers_core::Store::claim_due`]: up to `limit` planned executions due by
+    /// `due_by` (the engine's look-ahead; an execution a rate-limit rule applies to only once
+    /// due at `now`), by due time then planned time, each `started` under a lease. The lock held for
     /// the whole call is what keeps concurrent claimers disjoint (a database uses
     /// `FOR UPDATE SKIP LOCKED`, or a single writer).
     pub(crate) fn claim_due(&mut self, claim: &Claim) -> StoreResult<Vec<ClaimedExecution>> {
         let mut due: Vec<(Timestamp, Timestamp, ExecutionId)> = self
             .executions
             .values()
-            .filter(|e| e.execution.status == ExecutionStatus::Planned && e.due_at <= claim.now)
+            .filter(|e| {
+                e.execution.status == ExecutionStatus::Planned
+                    && e.due_at <= claim.due_by.max(claim.now)
+            })
             .map(|e| (e.due_at, e.execution.planned_at, e.execution.id.clone()))
             .collect();
         due.sort();
         let mut claimed = Vec::new();
-        for (_, _, id) in due {
+        for (due_at, _, id) in due {
             if claimed.len() >= claim.limit {
                 break;
+            }
+            if due_at > claim.now && !self.ruled_tags(&id)?.is_empty() {
+                continue; // a rule's window counts real starts: claimed once due
             }
             if self.admit(&id, claim.now)? {
                 claimed.push(self.start(&id, claim)?);
@@ -42,18 +49,7 @@ impl State {
     fn admit(&mut self, id: &ExecutionId, now: Timestamp) -> StoreResult<bool> {
         let e = self.execution(id)?;
         let (job_id, project) = (e.execution.job_id.clone(), e.execution.project_id.clone());
-        let tags = self.job_mut(&job_id)?.tags.clone();
-        // The job's tags that have a rule in its project, in the job's order.
-        let ruled: Vec<_> = tags
-            .into_iter()
-            .filter_map(|tag| {
-                let rule = self
-                    .rate_limits
-                    .iter()
-                    .find(|r| r.project_id == project && r.tag == tag)?;
-                Some((tag, rule.limits))
-            })
-            .collect();
+        let ruled = self.ruled_tags(id)?;
         if ruled.is_empty() {
             return Ok(true);
         }
@@ -159,6 +155,7 @@ impl State {
             attempt_number: x.attempt_number,
             triggered_by: x.triggered_by,
             planned_at: x.planned_at,
+            due_at: e.due_at,
             request: stored.job.request.clone(),
             options: stored.job.options,
             generator_id: stored.generator_id.clone(),
@@ -241,6 +238,28 @@ impl State {
             .take(limit)
             .map(|e| self.claimed(e))
             .collect()
+    }
+
+    /// The tags of the execution's job that have a rule in its project, in the job's order.
+    fn ruled_tags(&self, id: &ExecutionId) -> StoreResult<Vec<(String, WindowLimits)>> {
+        let e = self.execution(id)?;
+        let project = &e.execution.project_id;
+        let job = self
+            .jobs
+            .get(&e.execution.job_id)
+            .ok_or_else(|| StoreError::corrupt(format!("job {} is missing", e.execution.job_id)))?;
+        Ok(job
+            .job
+            .tags
+            .iter()
+            .filter_map(|tag| {
+                let rule = self
+                    .rate_limits
+                    .iter()
+                    .find(|r| &r.project_id == project && &r.tag == tag)?;
+                Some((tag.clone(), rule.limits))
+            })
+            .collect())
     }
 
     fn execution(&self, id: &ExecutionId) -> StoreResult<&StoredExecution> {

@@ -6,8 +6,35 @@ use std::time::Duration;
 use crate::dispatch::DispatchOutcome;
 use crate::ids::ExecutionId;
 use crate::model::{ExecutionStatus, JobStatus, MonthQuota, TriggeredBy};
-use crate::store::{CompletedExecution, PlannedRetry, StaleScope, Store};
+use crate::store::{Claim, CompletedExecution, PlannedRetry, StaleScope, Store};
 use crate::testing::fixtures::*;
+
+/// A claim takes what is due by its `due_by` (the engine's look-ahead), not later, and says
+/// when each execution is due so that the engine sends it then.
+pub async fn claims_look_ahead_to_due_by(store: &dyn Store) {
+    let p = project(store, MonthQuota::Unlimited).await;
+    let soon = job_at(store, &p.id, at(1_000)).await;
+    let _later = job_at(store, &p.id, at(1_020)).await;
+    let ahead = |now, due_by| Claim {
+        due_by,
+        ..claim(now, 100)
+    };
+    let first = store.claim_due(ahead(at(995), at(1_010))).await.unwrap();
+    assert_eq!(first.len(), 1, "only what is due by due_by");
+    assert_eq!(first[0].job_id, soon);
+    assert_eq!(
+        (first[0].planned_at, first[0].due_at),
+        (at(1_000), at(1_000))
+    );
+    let job = store.get_job(&p.id, &soon).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Running);
+    assert!(store
+        .claim_due(ahead(at(995), at(1_010)))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.next_due_at().await.unwrap(), Some(at(1_020)));
+}
 
 /// Only executions due at `now` are claimed, each once; the job becomes `running`.
 pub async fn claim_only_due_and_only_once(store: &dyn Store) {

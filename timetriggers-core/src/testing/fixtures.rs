@@ -125,6 +125,7 @@ pub async fn job_at(store: &dyn Store, project: &ProjectId, fire: Timestamp) -> 
 pub fn claim(now: Timestamp, limit: usize) -> Claim {
     Claim {
         now,
+        due_by: now,
         limit,
         lease_margin: Duration::from_secs(30),
         worker: "conformance".into(),

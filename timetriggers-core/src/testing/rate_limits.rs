@@ -72,6 +72,29 @@ async fn claimed_ids(store: &dyn Store, now: Timestamp, limit: usize) -> Vec<Job
         .collect()
 }
 
+/// Executions a rule applies to are only claimed once due, whatever the claim's look-ahead
+/// (a rule's window counts real starts); others may be claimed ahead.
+pub async fn rate_limited_executions_are_not_claimed_ahead(store: &dyn Store) {
+    let p = project(store, MonthQuota::Unlimited).await;
+    rule(store, &p.id, "api", per_second(5)).await;
+    let ruled = tagged_job(store, &p.id, &["api"], at(2_000)).await;
+    let ahead = |now: Timestamp| crate::store::Claim {
+        due_by: now.saturating_add(std::time::Duration::from_millis(10)),
+        ..claim(now, 100)
+    };
+    let early = store.claim_due(ahead(at(1_995))).await.unwrap();
+    assert!(
+        early.iter().all(|c| c.job_id != ruled),
+        "a ruled execution is not claimed before it is due"
+    );
+    let due = store.claim_due(ahead(at(2_000))).await.unwrap();
+    assert_eq!(
+        due.iter().map(|c| &c.job_id).collect::<Vec<_>>(),
+        vec![&ruled]
+    );
+    assert_eq!(due[0].due_at, at(2_000));
+}
+
 /// Rules are created, listed, read, updated and deleted within their project only; one rule
 /// per tag and project.
 pub async fn rate_limit_rules_crud_and_scoping(store: &dyn Store) {

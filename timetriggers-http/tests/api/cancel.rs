@@ -82,6 +82,7 @@ async fn cancelling_a_running_job_is_410() {
         .store
         .claim_due(Claim {
             now: h.service.now(),
+            due_by: h.service.now(),
             limit: 10,
             lease_margin: Duration::from_secs(60),
             worker: "test".into(),

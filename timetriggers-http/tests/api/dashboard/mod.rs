@@ -119,6 +119,7 @@ impl Harness {
             .store
             .claim_due(Claim {
                 now,
+                due_by: now,
                 limit: 1000,
                 lease_margin: std::time::Duration::from_secs(30),
                 worker: "test".into(),
