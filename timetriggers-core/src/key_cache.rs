@@ -45,9 +45,14 @@ impl ApiKeyCache {
 
     /// The key with this hash, if it was read from the store less than a TTL ago.
     pub(crate) fn get(&self, key_hash: &str) -> Option<AuthenticatedKey> {
+        self.get_at(key_hash, Instant::now())
+    }
+
+    /// [`ApiKeyCache::get`] as of `now`.
+    fn get_at(&self, key_hash: &str, now: Instant) -> Option<AuthenticatedKey> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let (key, read_at) = entries.get(key_hash)?;
-        (read_at.elapsed() < self.ttl).then(|| key.clone())
+        (now.saturating_duration_since(*read_at) < self.ttl).then(|| key.clone())
     }
 
     /// Remembers a key just read from the store.
@@ -99,9 +104,20 @@ mod tests {
 
     #[test]
     fn entries_expire_after_the_ttl() {
+        let ttl = Duration::from_secs(1);
+        let cache = ApiKeyCache::new(ttl);
+        cache.insert("h1".into(), key("key_1"));
+        let read_at = cache.entries.lock().unwrap()["h1"].1;
+        let just_before = read_at + ttl - Duration::from_millis(1);
+        assert!(cache.get_at("h1", just_before).is_some());
+        assert!(cache.get_at("h1", read_at + ttl).is_none());
+    }
+
+    #[test]
+    fn a_zero_ttl_caches_nothing() {
         let cache = ApiKeyCache::new(Duration::ZERO);
         cache.insert("h1".into(), key("key_1"));
-        assert!(cache.get("h1").is_none());
+        assert!(cache.entries.lock().unwrap().is_empty());
     }
 
     #[test]

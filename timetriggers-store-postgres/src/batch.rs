@@ -57,7 +57,7 @@ struct NewJob {
     method: String,
     url: String,
     headers: String,
-    body: Vec<u8>,
+    body: bytes::Bytes,
     tags: String,
     max_attempts: i32,
     timeout_ms: i64,
@@ -99,7 +99,7 @@ impl Batcher {
             method: def.request.method.clone(),
             url: def.request.url.clone(),
             headers: headers_json(&def.request.headers)?,
-            body: def.request.body.to_vec(),
+            body: def.request.body.clone(),
             tags: serde_json::to_string(&def.tags).map_err(StoreError::backend)?,
             max_attempts: int4(def.options.max_attempts),
             timeout_ms: duration_ms(def.options.timeout),
@@ -154,7 +154,7 @@ async fn insert(pool: &PgPool, batch: Vec<Queued>) {
         .bind(jobs.iter().map(|j| j.method.as_str()).collect::<Vec<_>>())
         .bind(jobs.iter().map(|j| j.url.as_str()).collect::<Vec<_>>())
         .bind(jobs.iter().map(|j| j.headers.as_str()).collect::<Vec<_>>())
-        .bind(jobs.iter().map(|j| j.body.as_slice()).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.body.as_ref()).collect::<Vec<&[u8]>>())
         .bind(jobs.iter().map(|j| j.tags.as_str()).collect::<Vec<_>>())
         .bind(jobs.iter().map(|j| j.max_attempts).collect::<Vec<_>>())
         .bind(jobs.iter().map(|j| j.timeout_ms).collect::<Vec<_>>())

@@ -166,6 +166,14 @@ mod tests {
         let path = dir.path().join("idle.db");
         let _writer = options::open_writer(&path).unwrap();
         let checkpointer = Checkpointer::spawn(&path).unwrap();
-        checkpointer.stop();
+        let (done, stopped) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            checkpointer.stop();
+            let _ = done.send(());
+        });
+        // Generous: an idle checkpointer has nothing to wait for.
+        stopped
+            .recv_timeout(Duration::from_secs(10))
+            .expect("stop returns without a pending checkpoint");
     }
 }
