@@ -100,7 +100,7 @@ impl Default for HttpDispatcherConfig {
     fn default() -> Self {
         HttpDispatcherConfig {
             allow_private_targets: false,
-            pool_max_idle_per_host: 256,
+            pool_max_idle_per_host: 512,
             user_agent: concat!("timetriggers/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
     }

@@ -81,6 +81,9 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let dispatcher = Arc::new(
         HttpDispatcher::new(HttpDispatcherConfig {
             allow_private_targets: settings.allow_private_targets,
+            // Every delivery slot keeps its connection: a smaller pool would close the
+            // surplus after each burst and reconnect for the next one.
+            pool_max_idle_per_host: settings.max_in_flight,
             ..HttpDispatcherConfig::default()
         })
         .context("building the HTTP client")?,

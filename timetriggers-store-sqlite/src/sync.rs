@@ -54,6 +54,29 @@ fn tags(row: &Row<'_>) -> StoreResult<Vec<String>> {
         .map_err(|e| timetriggers_core::StoreError::corrupt(format!("column tags: {e}")))
 }
 
+/// The jobs half of [`load`]: two seeks, not one scan of the project's jobs. The live key
+/// holders come from `jobs_project_custom_key`, the declared jobs from `jobs_declared` (the
+/// unary `+` keeps SQLite from preferring the status index).
+fn load_jobs_sql(declared: bool) -> String {
+    let declared_jobs = if declared {
+        format!(
+            "UNION SELECT {MANAGED_JOB_COLUMNS}, registered_at FROM jobs WHERE project_id = ?1 \
+             AND generator_id IS NULL AND origin = 'declare' \
+             AND +status IN ('registered', 'queued', 'running', 'completed', 'skipped')"
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "SELECT {MANAGED_JOB_COLUMNS}, registered_at FROM jobs \
+         WHERE project_id = ?1 AND generator_id IS NULL \
+         AND custom_key IN (SELECT value FROM json_each(?2)) \
+         AND status IN ('registered', 'queued', 'running') \
+         {declared_jobs} \
+         ORDER BY registered_at DESC LIMIT 20000"
+    )
+}
+
 /// Live items holding one of `keys` (any origin) and, when `declared` is set, every live or
 /// finished (completed / skipped) item `/declare` created. Occurrence jobs are never items.
 fn load(
@@ -62,17 +85,7 @@ fn load(
     keys: &str,
     declared: bool,
 ) -> StoreResult<Vec<ManagedItem>> {
-    let declared_jobs = if declared {
-        "OR (origin = 'declare' AND status IN ('registered', 'queued', 'running', 'completed', 'skipped'))"
-    } else {
-        ""
-    };
-    let sql = format!(
-        "SELECT {MANAGED_JOB_COLUMNS} FROM jobs WHERE project_id = ?1 AND generator_id IS NULL \
-         AND ((custom_key IN (SELECT value FROM json_each(?2)) \
-               AND status IN ('registered', 'queued', 'running')) {declared_jobs}) \
-         ORDER BY registered_at DESC LIMIT 20000"
-    );
+    let sql = load_jobs_sql(declared);
     let mut items = fetch_all(conn, &sql, [project.as_str(), keys], managed_job)?;
     let declared_generators = if declared {
         "OR origin = 'declare'"
@@ -334,4 +347,29 @@ fn record_spec(conn: &Connection, id: &JobId, item: &DeclareItem) -> StoreResult
     };
     execute(conn, sql, params![id.as_str(), item.spec.as_deref()])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::plan_test::{explainer, plan};
+
+    /// The declare sync seeks the key holders and the declared jobs; a project's other jobs
+    /// (a million `/schedule` jobs, say) are never read.
+    #[tokio::test]
+    async fn load_seeks_key_holders_and_declared_jobs_only() {
+        let (_dir, store, conn) = explainer().await;
+
+        let both = plan(&conn, &load_jobs_sql(true));
+        assert!(both.contains("INDEX jobs_project_custom_key"), "{both}");
+        assert!(both.contains("INDEX jobs_declared"), "{both}");
+        assert!(!both.contains("SCAN jobs"), "{both}");
+        let keys = plan(&conn, &load_jobs_sql(false));
+        assert!(keys.contains("INDEX jobs_project_custom_key"), "{keys}");
+        assert!(!keys.contains("jobs_declared"), "{keys}");
+
+        drop(conn);
+        store.close().await;
+    }
 }

@@ -515,7 +515,7 @@ pub(crate) fn list_job_executions(
     let sql = format!(
         "SELECT {EXECUTION_COLUMNS} FROM jobs j LEFT JOIN executions e ON e.job_id = j.id \
          WHERE j.id = ?1 AND j.project_id = ?2 \
-         ORDER BY e.attempt_number DESC, e.planned_at DESC, e.rowid DESC"
+         ORDER BY e.attempt_number DESC, e.planned_at DESC, e.id DESC"
     );
     let found = fetch_all(conn, &sql, [job_id.as_str(), project_id.as_str()], |row| {
         // The one row of a job without executions has a NULL execution id.

@@ -4,7 +4,8 @@
 //! arrives, takes everything else already queued behind it (up to [`MAX_BATCH`]) without
 //! sleeping again, and runs the lot in one `BEGIN IMMEDIATE … COMMIT`, each operation inside
 //! its own `SAVEPOINT`, so that a failing operation is rolled back alone and reports its own
-//! error. Answers are sent only after `COMMIT` succeeds, so every `Ok` is durable; if `COMMIT`
+//! error. A batch of one needs no savepoint (SQLite copies every page a savepoint touches into
+//! its sub-journal): the transaction is rolled back instead. Answers are sent only after `COMMIT` succeeds, so every `Ok` is durable; if `COMMIT`
 //! fails, every operation of the batch gets the error.
 //!
 //! One writer means SQLite never sees two writers at once ("database is locked" cannot happen
@@ -255,6 +256,9 @@ fn run_batch(conn: &Connection, ops: &mut Vec<Box<dyn BatchOp>>) -> bool {
         }
         return false;
     }
+    if ops.len() == 1 {
+        return run_alone(conn, ops);
+    }
     let mut failure = None;
     for op in ops.iter_mut() {
         if let Err(e) = control(conn, "SAVEPOINT op") {
@@ -292,6 +296,36 @@ fn run_batch(conn: &Connection, ops: &mut Vec<Box<dyn BatchOp>>) -> bool {
         op.fail(duplicate(&err));
     }
     false
+}
+
+/// A batch of one operation, inside `BEGIN IMMEDIATE` already: no savepoint, since the
+/// transaction holds nothing else; if the operation fails or refuses, the whole transaction
+/// is rolled back and the operation answered with its own result.
+fn run_alone(conn: &Connection, ops: &mut Vec<Box<dyn BatchOp>>) -> bool {
+    let Some(mut op) = ops.pop() else {
+        return true;
+    };
+    let end = if op.execute(conn) {
+        control(conn, "COMMIT")
+    } else {
+        control(conn, "ROLLBACK")
+    };
+    match end {
+        Ok(()) => {
+            op.commit();
+            true
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "SQLite write rolled back");
+            if !conn.is_autocommit() {
+                if let Err(e) = control(conn, "ROLLBACK") {
+                    tracing::warn!(error = %e, "ROLLBACK after a failed write");
+                }
+            }
+            op.fail(err);
+            false
+        }
+    }
 }
 
 /// After a failed batch: if the connection no longer reads the file, or is stuck inside a
@@ -520,6 +554,40 @@ mod tests {
         assert!(ids(&w, "child").await.is_empty());
         // The writer goes on.
         assert_eq!(w.write(insert(7)).await.unwrap(), 7);
+        w.close().await;
+    }
+
+    /// A batch of one runs without a savepoint: what a failing or refusing operation wrote
+    /// is still rolled back, its own answer still reaches the caller, and a failed commit
+    /// still fails it.
+    #[tokio::test]
+    async fn an_operation_alone_in_its_batch_is_rolled_back_on_failure_or_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = writer(&dir).await;
+
+        let failed = w
+            .write(|conn| {
+                insert(1)(conn)?;
+                insert(1)(conn)
+            })
+            .await;
+        assert!(matches!(failed, Err(StoreError::Conflict(_))), "{failed:?}");
+        let refused = w
+            .write_or_refuse(|conn| {
+                insert(2)(conn)?;
+                Ok(Err::<(), _>("refused"))
+            })
+            .await;
+        assert_eq!(refused.unwrap(), Err("refused"));
+        let breaks_commit = w
+            .write(|conn| execute(conn, "INSERT INTO child (p) VALUES (999)", []))
+            .await;
+        assert!(breaks_commit.is_err());
+        assert!(ids(&w, "t").await.is_empty());
+        assert!(ids(&w, "child").await.is_empty());
+        // A kept one is committed.
+        assert_eq!(w.write(insert(3)).await.unwrap(), 3);
+        assert_eq!(ids(&w, "t").await, vec![3]);
         w.close().await;
     }
 

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection, Row};
 use timetriggers_core::testing::{at, definition, project, schedule_ok, upsert, T0};
-use timetriggers_core::{JobId, MonthQuota, NewProject, ProjectId, Store, StoreError, TriggerRef};
+use timetriggers_core::{
+    JobId, MonthQuota, NewProject, ProjectId, Store, StoreError, Timestamp, TriggerRef,
+};
 use timetriggers_store_sqlite::SqliteStore;
 
 /// A plain connection to the file, beside the store (as an operator's `sqlite3` shell would be).
@@ -396,4 +398,126 @@ async fn rescheduling_into_skip_cancels_the_planned_execution() {
     assert_eq!(rows[0].get::<String, _>("status"), "cancelled");
     conn.close().await.unwrap();
     store.close().await;
+}
+
+/// A file written before migration 0006 (rowid tables for jobs and executions) opens with its
+/// jobs, executions, keys and cascades intact.
+#[tokio::test]
+async fn a_file_from_before_the_lean_rows_migration_keeps_its_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    // The schema as migrations 0001-0005 left it.
+    let old = dir.path().join("migrations");
+    std::fs::create_dir(&old).unwrap();
+    let mut copied = 0;
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        if name.as_str() < "0006" {
+            std::fs::copy(entry.path(), old.join(&name)).unwrap();
+            copied += 1;
+        }
+    }
+    assert_eq!(copied, 5);
+    let mut conn = SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator::new(old.as_path())
+        .await
+        .unwrap()
+        .run(&mut conn)
+        .await
+        .unwrap();
+    let job = |id: &str, key: Option<&str>, status: &str| {
+        format!(
+            "INSERT INTO jobs (id, project_id, custom_key, status, scheduled_at, method, url, \
+             headers, body, tags, max_attempts, timeout_ms, origin, registered_at) VALUES \
+             ('{id}', 'p1', {}, '{status}', 5000, 'POST', 'https://example.com/{id}', \
+             '[[\"a\",\"b\"]]', x'00ff', '[\"t\"]', 3, 1000, 'schedule', 1000)",
+            key.map_or("NULL".to_owned(), |k| format!("'{k}'"))
+        )
+    };
+    for sql in [
+        "INSERT INTO projects (id, slug, month_quota, created_at) VALUES ('p1', 'old', NULL, 0)"
+            .to_owned(),
+        job("j1", Some("k1"), "registered"),
+        job("j2", None, "completed"),
+        "INSERT INTO executions (id, job_id, project_id, attempt_number, triggered_by, status, \
+         planned_at, due_at) VALUES ('e1', 'j1', 'p1', 1, 'scheduler', 'planned', 5000, 5000)"
+            .to_owned(),
+        "INSERT INTO executions (id, job_id, project_id, attempt_number, triggered_by, status, \
+         planned_at, due_at, completed_at, response_status) VALUES \
+         ('e2', 'j2', 'p1', 1, 'scheduler', 'complete', 4000, 4000, 4100, 204)"
+            .to_owned(),
+    ] {
+        sqlx::query(&sql).execute(&mut conn).await.unwrap();
+    }
+    conn.close().await.unwrap();
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let p1 = ProjectId::from("p1");
+    let j1 = store
+        .get_job(&p1, &JobId::from("j1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(j1.custom_key.as_deref(), Some("k1"));
+    assert_eq!(j1.request.body.as_ref(), &[0x00, 0xff]);
+    assert_eq!(
+        store.next_due_at().await.unwrap(),
+        Some(Timestamp::from_millis(5_000))
+    );
+    let e2 = store
+        .list_job_executions(&p1, &JobId::from("j2"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(e2.len(), 1);
+    assert_eq!(e2[0].response_status, Some(204));
+    // The live key still belongs to j1: scheduling it again reschedules j1.
+    let again = schedule_ok(
+        &store,
+        upsert(
+            &p1,
+            None,
+            Some("k1"),
+            definition("https://example.com/x", at(9_000)),
+            T0,
+        ),
+    )
+    .await;
+    assert_eq!(again.id, JobId::from("j1"));
+    store.close().await;
+
+    let mut conn = raw(&path).await;
+    let broken = sqlx::query("PRAGMA foreign_key_check")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert!(broken.is_empty());
+    let leftovers: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('jobs_old', 'executions_old', 'jobs_origin')",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(leftovers, 0);
+    // Deleting the project still cascades through jobs to executions.
+    sqlx::query("PRAGMA foreign_keys = ON")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM projects WHERE id = 'p1'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let executions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM executions")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(executions, 0);
+    conn.close().await.unwrap();
 }
