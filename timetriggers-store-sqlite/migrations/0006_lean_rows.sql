@@ -7,6 +7,8 @@
 -- * `jobs_origin` goes: the declare sync could only seek its `project_id` (its query was an
 --   OR), yet every job paid for an entry. `jobs_declared` holds only the jobs `/declare` made,
 --   and the sync reads them with a seek of it (store `sync.rs`).
+-- * The CHECK constraints on the two tables are spelled with `OR`, not `IN`: SQLite builds a
+--   temporary B-tree for every `IN` list of more than two values, on every INSERT.
 --
 -- Rebuilt with renames so that foreign keys stay on: renaming `jobs` repoints the reference
 -- of `executions_old`, so dropping the old tables deletes nothing through a cascade.
@@ -19,8 +21,9 @@ CREATE TABLE jobs (
     project_id         TEXT    NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
     custom_key         TEXT    NULL,
     title              TEXT    NULL,
-    status             TEXT    NOT NULL CHECK (status IN
-                           ('registered', 'queued', 'running', 'completed', 'cancelled', 'skipped')),
+    status             TEXT    NOT NULL CHECK (status = 'registered' OR status = 'queued'
+                           OR status = 'running' OR status = 'completed' OR status = 'cancelled'
+                           OR status = 'skipped'),
     scheduled_at       INTEGER NOT NULL,
     method             TEXT    NOT NULL,
     url                TEXT    NOT NULL,
@@ -29,7 +32,8 @@ CREATE TABLE jobs (
     tags               TEXT    NOT NULL,
     max_attempts       INTEGER NOT NULL CHECK (max_attempts >= 1),
     timeout_ms         INTEGER NOT NULL CHECK (timeout_ms >= 0),
-    origin             TEXT    NOT NULL CHECK (origin IN ('schedule', 'declare', 'bulk')),
+    origin             TEXT    NOT NULL CHECK (origin = 'schedule' OR origin = 'declare'
+                           OR origin = 'bulk'),
     registered_at      INTEGER NOT NULL,
     cancelled_at       INTEGER NULL,
     queued_at          INTEGER NULL,
@@ -62,8 +66,10 @@ CREATE TABLE executions (
     job_id             TEXT    NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
     project_id         TEXT    NOT NULL,
     attempt_number     INTEGER NOT NULL CHECK (attempt_number >= 1),
-    triggered_by       TEXT    NOT NULL CHECK (triggered_by IN ('scheduler', 'retry', 'replay')),
-    status             TEXT    NOT NULL CHECK (status IN ('planned', 'started', 'complete', 'cancelled')),
+    triggered_by       TEXT    NOT NULL CHECK (triggered_by = 'scheduler'
+                           OR triggered_by = 'retry' OR triggered_by = 'replay'),
+    status             TEXT    NOT NULL CHECK (status = 'planned' OR status = 'started'
+                           OR status = 'complete' OR status = 'cancelled'),
     planned_at         INTEGER NOT NULL,
     -- When the engine may take it: planned_at, or later while a rate limit holds it back.
     due_at             INTEGER NOT NULL,
