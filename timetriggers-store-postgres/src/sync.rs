@@ -62,15 +62,21 @@ async fn load(
     keys: &[String],
     declared: bool,
 ) -> StoreResult<Vec<ManagedItem>> {
+    // The key holders and the declared jobs, each found by its own index
+    // (`jobs_project_custom_key`, the partial `jobs_declared`), locked together by the outer
+    // query (PostgreSQL does not lock the rows of a UNION).
     let declared_jobs = if declared {
-        "OR (origin = 'declare' AND status IN ('registered', 'queued', 'running', 'completed', 'skipped'))"
+        "UNION SELECT id FROM jobs WHERE project_id = $1 AND generator_id IS NULL \
+         AND origin = 'declare' \
+         AND status IN ('registered', 'queued', 'running', 'completed', 'skipped')"
     } else {
         ""
     };
     let sql = format!(
-        "SELECT {MANAGED_JOB_COLUMNS} FROM jobs WHERE project_id = $1 AND generator_id IS NULL \
-         AND ((custom_key = ANY($2) AND status IN ('registered', 'queued', 'running')) \
-              {declared_jobs}) \
+        "SELECT {MANAGED_JOB_COLUMNS} FROM jobs WHERE id IN ( \
+             SELECT id FROM jobs WHERE project_id = $1 AND generator_id IS NULL \
+             AND custom_key = ANY($2) AND status IN ('registered', 'queued', 'running') \
+             {declared_jobs}) \
          ORDER BY registered_at DESC LIMIT 20000 FOR NO KEY UPDATE"
     );
     let mut items = sqlx::query(&sql)
