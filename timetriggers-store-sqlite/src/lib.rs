@@ -86,6 +86,7 @@
 #![warn(missing_docs)]
 
 mod accounts;
+mod batch;
 mod checkpoint;
 mod dashboard;
 mod engine;

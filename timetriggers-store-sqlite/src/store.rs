@@ -18,6 +18,7 @@ use timetriggers_core::{
     ReplayRefusal, Replayed, SessionUser, User, UserCredentials, UserId,
 };
 
+use crate::batch::{Batcher, Created};
 use crate::error::{closed, from_migrate};
 use crate::readers::Readers;
 use crate::sql::{fetch_one, first};
@@ -42,6 +43,8 @@ struct Inner {
     path: PathBuf,
     writer: Writer,
     readers: Readers,
+    /// Groups new keyless one-off jobs into one writer operation.
+    batcher: Batcher,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -84,12 +87,14 @@ impl SqliteStore {
         .map_err(|e| StoreError::Unavailable(format!("opening the SQLite database: {e}")))??;
 
         let writer = Writer::spawn(writer_conn, path.clone(), lock)?;
+        let batcher = Batcher::spawn(writer.clone());
         tracing::debug!(path = %path.display(), "SQLite store open");
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path,
                 writer,
                 readers,
+                batcher,
             }),
         })
     }
@@ -187,6 +192,18 @@ impl Store for SqliteStore {
     }
 
     async fn upsert_trigger(&self, req: UpsertTrigger) -> StoreResult<Result<Upserted, Refusal>> {
+        if !Batcher::eligible(&req) {
+            return self
+                .write_or_refuse(move |c| triggers::upsert(c, req))
+                .await;
+        }
+        let req = Arc::new(req);
+        if let Created::Yes(done) = self.inner.batcher.create(req.clone()).await? {
+            return Ok(Ok(done));
+        }
+        // Not grouped (no such project, no quota left, the group failed): the general path
+        // gives the answer.
+        let req = Arc::try_unwrap(req).unwrap_or_else(|shared| (*shared).clone());
         self.write_or_refuse(move |c| triggers::upsert(c, req))
             .await
     }

@@ -329,7 +329,7 @@ fn columns(def: &TriggerDefinition) -> StoreResult<Columns> {
     })
 }
 
-fn insert_job(
+pub(crate) fn insert_job(
     conn: &Connection,
     req: &UpsertTrigger,
     id: &JobId,

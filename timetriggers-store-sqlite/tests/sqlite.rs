@@ -521,3 +521,64 @@ async fn a_file_from_before_the_lean_rows_migration_keeps_its_jobs() {
     assert_eq!(executions, 0);
     conn.close().await.unwrap();
 }
+
+/// New keyless one-off jobs are written in groups; a job the database refuses (here: an id
+/// that already exists) fails its group, whose other jobs are then written one by one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_job_in_a_group_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path().join("grp.db")).await.unwrap());
+    let p = project(&*store, MonthQuota::Limited(1_000)).await;
+    let taken = schedule_ok(
+        &*store,
+        upsert(
+            &p.id,
+            None,
+            None,
+            definition("https://example.com/", at(1)),
+            T0,
+        ),
+    )
+    .await
+    .id;
+    let mut reqs: Vec<_> = (0..40)
+        .map(|i| {
+            upsert(
+                &p.id,
+                None,
+                None,
+                definition("https://example.com/", at(i)),
+                T0,
+            )
+        })
+        .collect();
+    reqs[17].new_job_id = taken.clone();
+    let results =
+        futures::future::join_all(reqs.iter().map(|r| store.upsert_trigger(r.clone()))).await;
+    let mut created = 0;
+    for (i, result) in results.into_iter().enumerate() {
+        if i == 17 {
+            assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
+        } else {
+            let done = result.unwrap().unwrap();
+            assert_eq!(done.id, reqs[i].new_job_id);
+            assert!(store.get_job(&p.id, &done.id).await.unwrap().is_some());
+            created += 1;
+        }
+    }
+    assert_eq!(created, 39);
+    // The first job, then 39: charged once each, the refused one not at all.
+    let next = schedule_ok(
+        &*store,
+        upsert(
+            &p.id,
+            None,
+            None,
+            definition("https://example.com/", at(1)),
+            T0,
+        ),
+    )
+    .await;
+    assert_eq!(next.month_quota_remaining, Some(1_000 - 41));
+    store.close().await;
+}

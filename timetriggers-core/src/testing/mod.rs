@@ -81,6 +81,7 @@ macro_rules! store_conformance_tests {
             cancel_by_id_and_key,
             cancel_refusals,
             quota_is_charged_and_enforced,
+            concurrent_keyless_creations_are_charged_and_fail_alone,
             quota_resets_each_month,
             project_scoping,
             claims_look_ahead_to_due_by,

@@ -649,3 +649,78 @@ pub async fn project_scoping(store: &dyn Store) {
         JobStatus::Registered
     );
 }
+
+/// Many new keyless one-off jobs at once (the shape stores may group into one write): each
+/// is charged exactly once, the quota stops exactly at its limit, and a call that cannot be
+/// served (its project does not exist) fails alone.
+pub async fn concurrent_keyless_creations_are_charged_and_fail_alone(store: &dyn Store) {
+    let limited = project(store, MonthQuota::Limited(10)).await;
+    let open = project(store, MonthQuota::Unlimited).await;
+    let missing = crate::ids::ProjectId::generate();
+    let mut calls = Vec::new();
+    for i in 0..60 {
+        let project = match i % 3 {
+            0 => limited.id.clone(),
+            1 => open.id.clone(),
+            // Two of them name a project that does not exist.
+            _ if i < 6 => missing.clone(),
+            _ => open.id.clone(),
+        };
+        let def = definition("https://example.com/", at(1_000 + i));
+        calls.push((project.clone(), upsert(&project, None, None, def, T0)));
+    }
+    let results = futures::future::join_all(
+        calls
+            .iter()
+            .map(|(_, req)| store.upsert_trigger(req.clone())),
+    )
+    .await;
+
+    let mut remaining = Vec::new();
+    let mut refused = 0;
+    let mut created = Vec::new();
+    for ((project, req), result) in calls.iter().zip(results) {
+        if project == &missing {
+            assert!(!matches!(result, Ok(Ok(_))), "{result:?}");
+            continue;
+        }
+        match result {
+            Ok(Ok(done)) => {
+                assert_eq!(done.id, req.new_job_id);
+                assert_eq!(done.operation, UpsertOperation::Schedule);
+                if project == &limited.id {
+                    remaining.push(done.month_quota_remaining.unwrap());
+                } else {
+                    assert_eq!(done.month_quota_remaining, None);
+                }
+                created.push((project.clone(), done.id));
+            }
+            Ok(Err(r)) => {
+                assert_eq!(project, &limited.id, "only the limited project refuses");
+                assert_eq!(r, Refusal::QuotaExceeded);
+                refused += 1;
+            }
+            Err(e) => panic!("store error: {e}"),
+        }
+    }
+    remaining.sort_unstable();
+    assert_eq!(remaining, (0..10).collect::<Vec<u64>>());
+    assert_eq!(refused, 10);
+    assert_eq!(created.len(), 10 + 38);
+    for (project, id) in &created {
+        assert!(store.get_job(project, id).await.unwrap().is_some());
+    }
+    // Nothing was charged twice: the limited project is exactly used up.
+    let r = schedule_refused(
+        store,
+        upsert(
+            &limited.id,
+            None,
+            None,
+            definition("https://example.com/", T0),
+            T0,
+        ),
+    )
+    .await;
+    assert_eq!(r, Refusal::QuotaExceeded);
+}
