@@ -149,21 +149,20 @@ fn fire_occurrences(
     Ok(())
 }
 
-/// Records one outcome if the execution is still `started` (fencing); returns its job, project
-/// and attempt number, or nothing if it was not.
+/// Records one outcome if the execution (of job `?8`) is still `started` (fencing). No
+/// `RETURNING`: SQLite buffers returned rows in a temporary B-tree, one per execution here.
 const COMPLETE_EXECUTION: &str = "UPDATE executions SET status = 'complete', completed_at = ?2, \
      response_status = ?3, response_headers = ?4, response_body = ?5, response_size = ?6, \
      error_message = ?7 \
-     WHERE id = ?1 AND status = 'started' \
-     RETURNING job_id, project_id, attempt_number";
+     WHERE id = ?1 AND status = 'started' AND job_id = ?8";
 
-/// Plans the retries of a batch: a JSON array of
-/// `{"id", "job", "project", "attempt", "due"}`.
+/// Plans the retries of a batch: a JSON array of `{"id", "job", "attempt", "due"}`; each
+/// retry belongs to its job's project.
 const PLAN_RETRIES: &str = "INSERT INTO executions (id, job_id, project_id, attempt_number, \
      triggered_by, status, planned_at, due_at) \
-     SELECT value ->> 'id', value ->> 'job', value ->> 'project', value ->> 'attempt', 'retry', \
+     SELECT value ->> 'id', j.id, j.project_id, value ->> 'attempt', 'retry', \
          'planned', value ->> 'due', value ->> 'due' \
-     FROM json_each(?1)";
+     FROM json_each(?1) JOIN jobs j ON j.id = value ->> 'job'";
 
 /// Moves the jobs of a batch on (`queued` for a retry, else `completed`) and copies the
 /// outcome of the execution that finished: a JSON array of
@@ -185,16 +184,16 @@ pub(crate) fn complete(conn: &Connection, done: &[CompletedExecution]) -> StoreR
     let mut retries = Vec::new();
     let mut jobs = Vec::with_capacity(done.len());
     for d in done {
-        let Some((job_id, project_id)) = record_outcome(conn, d)? else {
+        if !record_outcome(conn, d)? {
             tracing::debug!(execution = %d.execution_id, "outcome for an execution that is no longer started; ignored");
             continue;
-        };
+        }
+        let job_id = d.job_id.as_str();
         let (status, completed_at) = match &d.retry {
             Some(retry) => {
                 retries.push(serde_json::json!({
                     "id": retry.execution_id.as_str(),
                     "job": job_id,
-                    "project": project_id,
                     "attempt": retry.attempt_number,
                     "due": ms(retry.due_at),
                 }));
@@ -226,11 +225,8 @@ pub(crate) fn complete(conn: &Connection, done: &[CompletedExecution]) -> StoreR
     Ok(())
 }
 
-/// Writes one outcome onto its execution; `None` if the execution is no longer `started`.
-fn record_outcome(
-    conn: &Connection,
-    d: &CompletedExecution,
-) -> StoreResult<Option<(String, String)>> {
+/// Writes one outcome onto its execution; `false` if the execution is no longer `started`.
+fn record_outcome(conn: &Connection, d: &CompletedExecution) -> StoreResult<bool> {
     let (status, headers, body, size) = match &d.outcome {
         DispatchOutcome::Response(r) => (
             Some(i64::from(r.status)),
@@ -240,7 +236,7 @@ fn record_outcome(
         ),
         DispatchOutcome::Failed(_) => (None, None, None, None),
     };
-    fetch_optional(
+    let changed = execute(
         conn,
         COMPLETE_EXECUTION,
         params![
@@ -250,10 +246,11 @@ fn record_outcome(
             headers,
             body,
             size,
-            d.outcome.error()
+            d.outcome.error(),
+            d.job_id.as_str()
         ],
-        |row| Ok((rows::get(row, "job_id")?, rows::get(row, "project_id")?)),
-    )
+    )?;
+    Ok(changed == 1)
 }
 
 /// [`timetriggers_core::Store::list_stale_executions`]: reads only.
