@@ -529,29 +529,17 @@ async fn a_refused_job_in_a_group_fails_alone() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path().join("grp.db")).await.unwrap());
     let p = project(&*store, MonthQuota::Limited(1_000)).await;
-    let taken = schedule_ok(
-        &*store,
+    let keyless = |due| {
         upsert(
             &p.id,
             None,
             None,
-            definition("https://example.com/", at(1)),
+            definition("https://example.com/", at(due)),
             T0,
-        ),
-    )
-    .await
-    .id;
-    let mut reqs: Vec<_> = (0..40)
-        .map(|i| {
-            upsert(
-                &p.id,
-                None,
-                None,
-                definition("https://example.com/", at(i)),
-                T0,
-            )
-        })
-        .collect();
+        )
+    };
+    let taken = schedule_ok(&*store, keyless(1)).await.id;
+    let mut reqs: Vec<_> = (0..40).map(keyless).collect();
     reqs[17].new_job_id = taken.clone();
     let results =
         futures::future::join_all(reqs.iter().map(|r| store.upsert_trigger(r.clone()))).await;
@@ -568,17 +556,7 @@ async fn a_refused_job_in_a_group_fails_alone() {
     }
     assert_eq!(created, 39);
     // The first job, then 39: charged once each, the refused one not at all.
-    let next = schedule_ok(
-        &*store,
-        upsert(
-            &p.id,
-            None,
-            None,
-            definition("https://example.com/", at(1)),
-            T0,
-        ),
-    )
-    .await;
+    let next = schedule_ok(&*store, keyless(1)).await;
     assert_eq!(next.month_quota_remaining, Some(1_000 - 41));
     store.close().await;
 }
