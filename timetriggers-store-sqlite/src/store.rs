@@ -198,11 +198,11 @@ impl Store for SqliteStore {
                 .await;
         }
         let req = Arc::new(req);
-        if let Created::Yes(done) = self.inner.batcher.create(req.clone()).await? {
+        if let Ok(Created::Yes(done)) = self.inner.batcher.create(req.clone()).await {
             return Ok(Ok(done));
         }
-        // Not grouped (no such project, no quota left, the group failed): the general path
-        // gives the answer.
+        // Not grouped (no such project, no quota left, the group failed, or the grouping task
+        // is gone with the runtime that opened the store): the general path gives the answer.
         let req = Arc::try_unwrap(req).unwrap_or_else(|shared| (*shared).clone());
         self.write_or_refuse(move |c| triggers::upsert(c, req))
             .await

@@ -560,3 +560,36 @@ async fn a_refused_job_in_a_group_fails_alone() {
     assert_eq!(next.month_quota_remaining, Some(1_000 - 41));
     store.close().await;
 }
+
+/// The store's threads outlive the runtime that opened it; so does scheduling, even though
+/// the task that groups keyless jobs went with that runtime.
+#[test]
+fn a_store_opened_in_another_runtime_still_schedules() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rt.db");
+    let first = tokio::runtime::Runtime::new().unwrap();
+    let (store, p) = first.block_on(async {
+        let store = SqliteStore::open(&path).await.unwrap();
+        let p = project(&store, MonthQuota::Limited(10)).await;
+        (store, p)
+    });
+    drop(first);
+
+    let second = tokio::runtime::Runtime::new().unwrap();
+    second.block_on(async {
+        let done = schedule_ok(
+            &store,
+            upsert(
+                &p.id,
+                None,
+                None,
+                definition("https://example.com/", at(5)),
+                T0,
+            ),
+        )
+        .await;
+        assert_eq!(done.month_quota_remaining, Some(9));
+        assert!(store.get_job(&p.id, &done.id).await.unwrap().is_some());
+        store.close().await;
+    });
+}
