@@ -17,17 +17,15 @@
 use std::collections::hash_map::{Entry, HashMap};
 use std::sync::Arc;
 
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 use timetriggers_core::{
-    JobKind, MonthQuota, StoreError, StoreResult, TriggerSchedule, UpsertOperation, UpsertTrigger,
+    JobKind, MonthQuota, ProjectId, StoreResult, TriggerSchedule, UpsertOperation, UpsertTrigger,
     Upserted,
 };
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::error::closed;
-use crate::rows::{self, count};
-use crate::sql::{execute, fetch_optional};
-use crate::triggers::insert_job;
+use crate::triggers::{charge_units, insert_job, quota_state};
 use crate::writer::Writer;
 
 /// Most jobs in one group.
@@ -136,7 +134,7 @@ fn insert_group(
     conn: &Connection,
     reqs: &[Arc<UpsertTrigger>],
 ) -> StoreResult<Vec<Option<Upserted>>> {
-    let mut charges: HashMap<(&str, String), Option<Charge>> = HashMap::new();
+    let mut charges: HashMap<(&ProjectId, String), Option<Charge>> = HashMap::new();
     let mut answers = Vec::with_capacity(reqs.len());
     for req in reqs {
         let TriggerSchedule::Once { at, skip } = req.definition.schedule else {
@@ -144,12 +142,16 @@ fn insert_group(
             continue;
         };
         let month = req.now.month_key();
-        let key = (req.project_id.as_str(), month);
+        let key = (&req.project_id, month);
         let charge = match charges.entry(key) {
             Entry::Occupied(known) => known.into_mut(),
             Entry::Vacant(first) => {
-                let read = quota_state(conn, first.key().0, &first.key().1)?;
-                first.insert(read)
+                let read = quota_state(conn, first.key().0.as_str(), &first.key().1)?;
+                first.insert(read.map(|(quota, used)| Charge {
+                    quota,
+                    used,
+                    added: 0,
+                }))
             }
         };
         // No such project, or no quota left: the general path answers.
@@ -173,34 +175,9 @@ fn insert_group(
         }));
     }
     for ((project, month), charge) in &charges {
-        let Some(charge) = charge.as_ref().filter(|c| c.added > 0) else {
-            continue;
-        };
-        execute(
-            conn,
-            "INSERT INTO quota_usage (project_id, month, used) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (project_id, month) DO UPDATE SET used = used + ?3",
-            params![project, month, count(charge.added)],
-        )?;
+        if let Some(charge) = charge.as_ref().filter(|c| c.added > 0) {
+            charge_units(conn, project, month, charge.added)?;
+        }
     }
     Ok(answers)
-}
-
-/// The project's quota and what it used in `month`; `None` if there is no such project.
-fn quota_state(conn: &Connection, project: &str, month: &str) -> StoreResult<Option<Charge>> {
-    fetch_optional(
-        conn,
-        "SELECT p.month_quota, COALESCE((SELECT used FROM quota_usage q \
-             WHERE q.project_id = p.id AND q.month = ?2), 0) AS used \
-         FROM projects p WHERE p.id = ?1",
-        [project, month],
-        |row| {
-            let used: i64 = rows::get(row, "used")?;
-            Ok(Charge {
-                quota: rows::month_quota(row, "month_quota")?,
-                used: u64::try_from(used).map_err(|_| StoreError::corrupt("negative quota use"))?,
-                added: 0,
-            })
-        },
-    )
 }

@@ -117,21 +117,8 @@ fn check_quota(
     month: &str,
     units: u64,
 ) -> StoreResult<Result<(), Refusal>> {
-    let (quota, used) = fetch_optional(
-        conn,
-        "SELECT p.month_quota, COALESCE((SELECT used FROM quota_usage q \
-             WHERE q.project_id = p.id AND q.month = ?2), 0) AS used \
-         FROM projects p WHERE p.id = ?1",
-        [project.as_str(), month],
-        |row| {
-            Ok((
-                rows::month_quota(row, "month_quota")?,
-                get::<i64>(row, "used")?,
-            ))
-        },
-    )?
-    .ok_or(timetriggers_core::StoreError::NotFound)?;
-    let used = u64::try_from(used).unwrap_or(0);
+    let (quota, used) = triggers::quota_state(conn, project.as_str(), month)?
+        .ok_or(timetriggers_core::StoreError::NotFound)?;
     match quota.remaining(used) {
         Some(left) if left < units => Ok(Err(Refusal::QuotaExceeded)),
         _ => Ok(Ok(())),

@@ -172,6 +172,28 @@ fn decode_snapshot(row: &Row<'_>, req: &UpsertTrigger) -> StoreResult<Snapshot> 
     })
 }
 
+/// A project's month quota and what it used in `month`; `None` if there is no such project.
+pub(crate) fn quota_state(
+    conn: &Connection,
+    project_id: &str,
+    month: &str,
+) -> StoreResult<Option<(MonthQuota, u64)>> {
+    fetch_optional(
+        conn,
+        "SELECT p.month_quota, COALESCE((SELECT used FROM quota_usage q \
+             WHERE q.project_id = p.id AND q.month = ?2), 0) AS used \
+         FROM projects p WHERE p.id = ?1",
+        [project_id, month],
+        |row| {
+            let used: i64 = rows::get(row, "used")?;
+            Ok((
+                rows::month_quota(row, "month_quota")?,
+                u64::try_from(used).unwrap_or(0),
+            ))
+        },
+    )
+}
+
 /// Charges `units` for `month`; returns the units used after the charge.
 pub(crate) fn charge_units(
     conn: &Connection,
