@@ -185,7 +185,7 @@ impl Engine {
             }
             let deliveries = claimed
                 .into_iter()
-                .map(|c| deliver(self.dispatcher.clone(), self.clock.clone(), c));
+                .map(|c| deliver(self.dispatcher.clone(), self.clock.clone(), c, None));
             let done = futures::future::join_all(deliveries).await;
             self.store.complete_executions(&done).await?;
             total += n;
@@ -273,6 +273,10 @@ impl Engine {
         let (tx, rx) = mpsc::channel::<CompletedExecution>(self.config.max_in_flight.max(1) * 2);
         let recorder = tokio::spawn(record_outcomes(self.store.clone(), rx, self.signal.clone()));
         let slots = Arc::new(Semaphore::new(self.config.max_in_flight.max(1)));
+        // Claimed deliveries, sending or waiting for a slot. Up to a batch more than there are
+        // slots, so that the next claim runs while the previous batch is still being sent and
+        // the slots do not drain while the store claims.
+        let capacity = self.config.max_in_flight.max(1) + self.config.batch_size.max(1);
         let mut tasks: JoinSet<()> = JoinSet::new();
         let mut failures: u32 = 0;
         tokio::pin!(shutdown);
@@ -312,7 +316,7 @@ impl Engine {
                     self.signal.generators.store(true, Ordering::SeqCst);
                 }
             }
-            let free = slots.available_permits();
+            let free = capacity.saturating_sub(tasks.len());
             if free == 0 || (backlog && free < min_claim && !tasks.is_empty()) {
                 tokio::select! {
                     _ = &mut shutdown => break,
@@ -391,15 +395,10 @@ impl Engine {
         let full = claimed.len() >= limit;
         let fired_occurrences = claimed.iter().any(|c| c.generator_id.is_some());
         for c in claimed {
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                // Cannot happen: only this loop takes permits and it claimed at most `free`.
-                tracing::error!("no delivery slot for a claimed execution; it will be recovered");
-                continue;
-            };
             let (dispatcher, clock, tx) = (self.dispatcher.clone(), self.clock.clone(), tx.clone());
+            let slots = slots.clone();
             tasks.spawn(async move {
-                let done = deliver(dispatcher, clock, c).await;
-                drop(permit);
+                let done = deliver(dispatcher, clock, c, Some(slots)).await;
                 // The recorder only stops after every sender is gone.
                 let _ = tx.send(done).await;
             });
@@ -465,11 +464,13 @@ fn backoff(failures: u32) -> Duration {
     Duration::from_millis(ms.min(5_000))
 }
 
-/// Delivers one claimed execution and decides what follows.
+/// Delivers one claimed execution at its due time, once one of `slots` is free (the
+/// semaphore is fair: claimed first, sent first), and decides what follows.
 async fn deliver(
     dispatcher: Arc<dyn Dispatcher>,
     clock: Arc<dyn Clock>,
     c: ClaimedExecution,
+    slots: Option<Arc<Semaphore>>,
 ) -> CompletedExecution {
     let req = DispatchRequest {
         execution_id: c.execution_id.clone(),
@@ -485,7 +486,13 @@ async fn deliver(
         // Claimed ahead of time: never send early.
         clock.sleep_until(c.due_at).await;
     }
+    // Never closed, so acquiring cannot fail.
+    let permit = match slots {
+        Some(slots) => slots.acquire_owned().await.ok(),
+        None => None,
+    };
     let outcome = dispatcher.dispatch(&req).await;
+    drop(permit);
     completion(c, outcome, clock.now())
 }
 
@@ -562,7 +569,7 @@ mod tests {
         });
         let mut c = claimed(3, 1);
         c.due_at = Timestamp::from_millis(1_000);
-        let task = tokio::spawn(deliver(Arc::new(dispatcher), clock.clone(), c));
+        let task = tokio::spawn(deliver(Arc::new(dispatcher), clock.clone(), c, None));
         for _ in 0..10 {
             tokio::task::yield_now().await;
         }
@@ -694,6 +701,108 @@ mod tests {
         assert_eq!(done[0].retry.as_ref().map(|r| r.attempt_number), Some(2));
         let done = round(vec![claimed(1, 1)], response(500)).await;
         assert!(done[0].retry.is_none(), "one attempt only");
+    }
+
+    /// A dispatcher whose deliveries wait until the test lets them go, counting how many are
+    /// in progress at once.
+    #[derive(Debug, Default)]
+    struct HeldDispatcher {
+        release: Notify,
+        released: AtomicBool,
+        sending: std::sync::atomic::AtomicUsize,
+        most_at_once: std::sync::atomic::AtomicUsize,
+        sent: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Dispatcher for HeldDispatcher {
+        async fn dispatch(&self, _req: &DispatchRequest) -> DispatchOutcome {
+            let now = self.sending.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_at_once.fetch_max(now, Ordering::SeqCst);
+            while !self.released.load(Ordering::SeqCst) {
+                let released = self.release.notified();
+                if self.released.load(Ordering::SeqCst) {
+                    break;
+                }
+                released.await;
+            }
+            self.sending.fetch_sub(1, Ordering::SeqCst);
+            self.sent.fetch_add(1, Ordering::SeqCst);
+            response(200)
+        }
+    }
+
+    /// With every slot busy, the engine already claims the next batch, so that the store's
+    /// claim does not leave the slots idle; the claimed deliveries wait for a slot and never
+    /// exceed `max_in_flight`.
+    #[tokio::test]
+    async fn the_next_batch_is_claimed_while_every_slot_is_busy() {
+        let now = Timestamp::from_millis(10_000);
+        let claims = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let claimed_two = Arc::new(Notify::new());
+        let mut store = MockStore::new();
+        store.expect_is_exclusive().return_const(true);
+        store
+            .expect_list_stale_executions()
+            .returning(|_, _, _| Ok(Vec::new()));
+        store
+            .expect_list_generators_due()
+            .returning(|_, _| Ok(Vec::new()));
+        let (counter, signal) = (claims.clone(), claimed_two.clone());
+        store.expect_claim_due().returning(move |claim| {
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            if n == 2 {
+                signal.notify_one();
+            }
+            // Two full batches of two, then nothing.
+            let batch = if n <= 2 { claim.limit.min(2) } else { 0 };
+            Ok((0..batch).map(|_| claimed(1, 1)).collect())
+        });
+        store.expect_next_due_at().returning(|| Ok(None));
+        let recorded = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let sink = recorded.clone();
+        store.expect_complete_executions().returning(move |done| {
+            sink.fetch_add(done.len(), Ordering::SeqCst);
+            Ok(())
+        });
+        let dispatcher = Arc::new(HeldDispatcher::default());
+        let engine = Engine::new(
+            Arc::new(store),
+            dispatcher.clone(),
+            Arc::new(ManualClock::new(now)),
+            EngineConfig {
+                batch_size: 2,
+                max_in_flight: 2,
+                ..EngineConfig::default()
+            },
+        );
+        let stop = Arc::new(Notify::new());
+        let stopping = stop.clone();
+        let run = tokio::spawn(async move { engine.run(stopping.notified()).await });
+
+        tokio::time::timeout(Duration::from_secs(10), claimed_two.notified())
+            .await
+            .expect("the second batch is claimed while the first is still being sent");
+        assert_eq!(dispatcher.sent.load(Ordering::SeqCst), 0, "nothing finished yet");
+
+        dispatcher.released.store(true, Ordering::SeqCst);
+        dispatcher.release.notify_waiters();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while recorded.load(Ordering::SeqCst) < 4 {
+            assert!(tokio::time::Instant::now() < deadline, "all four recorded");
+            tokio::task::yield_now().await;
+        }
+        stop.notify_one();
+        tokio::time::timeout(Duration::from_secs(10), run)
+            .await
+            .expect("the engine stops")
+            .unwrap();
+        assert_eq!(dispatcher.sent.load(Ordering::SeqCst), 4);
+        assert_eq!(
+            dispatcher.most_at_once.load(Ordering::SeqCst),
+            2,
+            "never more than max_in_flight deliveries at once"
+        );
     }
 
     #[test]
