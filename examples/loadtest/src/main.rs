@@ -17,6 +17,7 @@
 //! a delivery is missing, duplicated, unexpected or early, or a `/schedule` call failed;
 //! 2 when the run itself could not be carried out (no server binary, server did not start).
 
+mod http1;
 mod report;
 mod schedule;
 mod server;

@@ -4,10 +4,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::io::Write as _;
+
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat};
 use serde::Deserialize;
 use tokio::time::Instant;
+
+use crate::http1::Conn;
+
+/// How long one call may take before it counts as failed.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Batches at least this big print their progress on stderr.
 const PROGRESS_ABOVE: usize = 100_000;
@@ -16,11 +23,12 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// What job `i` is: the target URL and its due time (ms since the epoch).
 pub type JobFn = Arc<dyn Fn(usize) -> (String, i64) + Send + Sync>;
 
-/// Schedules jobs on one or more server instances (round-robin by job index).
+/// Schedules jobs on one or more server instances (round-robin by job index), each caller on
+/// keep-alive connections of its own ([`crate::http1`]).
 #[derive(Debug, Clone)]
 pub struct Scheduler {
-    client: reqwest::Client,
-    endpoints: Arc<[String]>,
+    /// `host:port` of each instance.
+    authorities: Arc<[String]>,
     api_key: Arc<str>,
     callers: usize,
 }
@@ -70,15 +78,16 @@ struct ScheduleResult {
 impl Scheduler {
     /// `endpoints` are server base URLs (`http://IP:PORT`).
     pub fn new(endpoints: Vec<String>, api_key: String, callers: usize) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .pool_max_idle_per_host(callers.max(1))
-            .timeout(Duration::from_secs(60))
-            .build()
-            .context("building the HTTP client")?;
+        let authorities = endpoints
+            .iter()
+            .map(|e| {
+                e.strip_prefix("http://")
+                    .map(|a| a.trim_end_matches('/').to_owned())
+                    .with_context(|| format!("endpoint {e} is not http://HOST:PORT"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Scheduler {
-            client,
-            endpoints: endpoints.into(),
+            authorities: authorities.into(),
             api_key: api_key.into(),
             callers: callers.max(1),
         })
@@ -115,6 +124,10 @@ impl Scheduler {
             let job = job.clone();
             tasks.push(tokio::spawn(async move {
                 let mut out = Batch::default();
+                let mut caller = Caller {
+                    conns: (0..this.authorities.len()).map(|_| None).collect(),
+                    request: Vec::with_capacity(512),
+                };
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= n {
@@ -122,7 +135,7 @@ impl Scheduler {
                     }
                     let (url, due_ms) = job(i);
                     let sent = Instant::now();
-                    match this.call(i, &url, due_ms, keep_ids).await {
+                    match this.call(&mut caller, i, &url, due_ms, keep_ids).await {
                         Ok(id) => {
                             let done = Instant::now();
                             out.accepted += 1;
@@ -173,30 +186,50 @@ impl Scheduler {
     /// One POST /schedule; the trigger id on 200 (when asked for), the error text otherwise.
     async fn call(
         &self,
+        caller: &mut Caller,
         i: usize,
         url: &str,
         due_ms: i64,
         keep_id: bool,
     ) -> Result<Option<String>, String> {
-        let endpoint = &self.endpoints[i % self.endpoints.len()];
-        let resp = self
-            .client
-            .post(format!("{endpoint}/schedule"))
-            .header("ttr-api-key", &*self.api_key)
-            .header("ttr-url", url)
-            .header("ttr-scheduled-at", rfc3339_ms(due_ms))
-            .header("x-due-ms", due_ms.to_string())
-            .send()
-            .await
-            .map_err(|e| format!("transport error from {endpoint}: {e}"))?;
-        let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| format!("reading the answer from {endpoint}: {e}"))?;
-        if status != reqwest::StatusCode::OK {
+        let which = i % self.authorities.len();
+        let authority = &self.authorities[which];
+        let request = &mut caller.request;
+        request.clear();
+        write!(
+            request,
+            "POST /schedule HTTP/1.1\r\nhost: {authority}\r\nttr-api-key: {}\r\n\
+             ttr-url: {url}\r\nttr-scheduled-at: {}\r\nx-due-ms: {due_ms}\r\n\
+             content-length: 0\r\n\r\n",
+            self.api_key,
+            rfc3339_ms(due_ms)
+        )
+        .map_err(|e| format!("building the request: {e}"))?;
+        let slot = &mut caller.conns[which];
+        let answer = tokio::time::timeout(CALL_TIMEOUT, async {
+            if slot.is_none() {
+                *slot = Some(Conn::connect(authority).await?);
+            }
+            match slot.as_mut() {
+                Some(conn) => conn.send(request).await,
+                None => unreachable!("connected above"),
+            }
+        })
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::other("no answer within 60 s")));
+        let answer = match answer {
+            Ok(a) => a,
+            Err(e) => {
+                // The connection is in an unknown state: the next call opens a new one.
+                *slot = None;
+                return Err(format!("transport error from http://{authority}: {e}"));
+            }
+        };
+        let body = answer.body;
+        if answer.status != 200 {
             return Err(format!(
-                "HTTP {status} from {endpoint}: {}",
+                "HTTP {} from http://{authority}: {}",
+                answer.status,
                 String::from_utf8_lossy(&body[..body.len().min(500)])
             ));
         }
@@ -212,6 +245,12 @@ impl Scheduler {
                 )
             })
     }
+}
+
+/// What one caller task keeps between calls: a connection per instance, a request buffer.
+struct Caller {
+    conns: Vec<Option<Conn>>,
+    request: Vec<u8>,
 }
 
 /// `2026-11-22T09:30:00.123Z` for a time in ms since the epoch.

@@ -4,6 +4,10 @@
 //! then records `x-callback-id` and `x-due-ms` into the phase's buffer. A per-job atomic
 //! counter tells the waiting workload, through a [`Notify`], when every expected job has
 //! arrived, so nothing polls. Backlog jobs point at `/never` and must never arrive.
+//!
+//! The server is a minimal HTTP/1.1 keep-alive loop (`httparse`, one task per connection),
+//! because it shares the machine with the server being measured: a framework would take CPU
+//! the measured server could use. It answers every request `200` with an empty body.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -11,9 +15,8 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::Router;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -128,15 +131,25 @@ pub struct Target {
 impl Target {
     /// Binds 127.0.0.1:0 and serves until dropped.
     pub async fn start() -> anyhow::Result<Target> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .context("binding the local target")?;
         let addr: SocketAddr = listener.local_addr()?;
         let shared = Arc::new(Shared::default());
-        let app = Router::new().fallback(hit).with_state(shared.clone());
+        let accepting = shared.clone();
         let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                eprintln!("local target stopped: {e}");
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        connections.spawn(serve(stream, accepting.clone()));
+                    }
+                    Err(e) => {
+                        eprintln!("local target: accept failed: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    }
+                }
+                while connections.try_join_next().is_some() {}
             }
         });
         Ok(Target {
@@ -209,9 +222,126 @@ fn route(path: &str) -> Route {
     }
 }
 
-async fn hit(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> StatusCode {
-    let at_us = now_us();
-    match route(uri.path()) {
+/// Largest request head plus body the target reads.
+const MAX_REQUEST: usize = 1 << 20;
+
+/// What the target needs of one request.
+struct Request<'a> {
+    path: &'a str,
+    callback_id: Option<&'a str>,
+    due_ms: Option<i64>,
+    body_len: usize,
+    close: bool,
+}
+
+/// Serves one connection until the peer closes it or sends something the target cannot read
+/// (then it answers `400` and closes). Requests may be pipelined.
+async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let mut buf: Vec<u8> = Vec::with_capacity(8192);
+    let mut out: Vec<u8> = Vec::with_capacity(256);
+    let mut date = HttpDate::default();
+    loop {
+        // Answer every complete request already buffered, then write the answers at once.
+        out.clear();
+        let mut close = false;
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let (consumed, keep_open) = match parse(&buf, &mut headers) {
+                Ok(Some((head_len, req))) if buf.len() >= head_len + req.body_len => {
+                    hit(&shared, &req, now_us());
+                    (head_len + req.body_len, !req.close)
+                }
+                Ok(_) => break,
+                Err(()) => {
+                    shared.strays.fetch_add(1, Ordering::Relaxed);
+                    out.extend_from_slice(
+                        b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                    );
+                    close = true;
+                    break;
+                }
+            };
+            out.extend_from_slice(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\ndate: ");
+            out.extend_from_slice(date.now().as_bytes());
+            out.extend_from_slice(b"\r\n\r\n");
+            buf.drain(..consumed);
+            if !keep_open {
+                close = true;
+                break;
+            }
+        }
+        if !out.is_empty() && stream.write_all(&out).await.is_err() {
+            return;
+        }
+        if close || buf.len() > MAX_REQUEST {
+            return;
+        }
+        match stream.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// The head length and the request once its head is complete; `Err` for what the target
+/// cannot read (not HTTP, chunked bodies, a body above [`MAX_REQUEST`]).
+fn parse<'b>(
+    buf: &'b [u8],
+    headers: &mut [httparse::Header<'b>],
+) -> Result<Option<(usize, Request<'b>)>, ()> {
+    let mut req = httparse::Request::new(headers);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(()),
+    };
+    let mut out = Request {
+        path: req.path.unwrap_or_default(),
+        callback_id: None,
+        due_ms: None,
+        body_len: 0,
+        close: false,
+    };
+    for h in req.headers.iter() {
+        let value = std::str::from_utf8(h.value).ok();
+        match h.name.to_ascii_lowercase().as_str() {
+            "x-callback-id" => out.callback_id = value,
+            "x-due-ms" => out.due_ms = value.and_then(|v| v.parse().ok()),
+            "content-length" => {
+                out.body_len = value.and_then(|v| v.trim().parse().ok()).ok_or(())?;
+            }
+            "transfer-encoding" => return Err(()),
+            "connection" => out.close = value.is_some_and(|v| v.eq_ignore_ascii_case("close")),
+            _ => {}
+        }
+    }
+    if out.body_len > MAX_REQUEST {
+        return Err(());
+    }
+    Ok(Some((head_len, out)))
+}
+
+/// The `date` header, formatted once a second.
+#[derive(Default)]
+struct HttpDate {
+    second: i64,
+    text: String,
+}
+
+impl HttpDate {
+    fn now(&mut self) -> &str {
+        let now = chrono::Utc::now();
+        if now.timestamp() != self.second || self.text.is_empty() {
+            self.second = now.timestamp();
+            self.text = now.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        }
+        &self.text
+    }
+}
+
+fn hit(shared: &Shared, req: &Request<'_>, at_us: u64) {
+    match route(req.path) {
         Route::Hit { phase, seq } => {
             let phase = shared
                 .phases
@@ -224,8 +354,8 @@ async fn hit(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) ->
                     seq,
                     Arrival {
                         at_us,
-                        callback_id: header(&headers, "x-callback-id").map(str::to_owned),
-                        due_ms: header(&headers, "x-due-ms").and_then(|v| v.parse().ok()),
+                        callback_id: req.callback_id.map(str::to_owned),
+                        due_ms: req.due_ms,
                     },
                 ),
                 None => {
@@ -240,11 +370,6 @@ async fn hit(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) ->
             shared.strays.fetch_add(1, Ordering::Relaxed);
         }
     }
-    StatusCode::OK
-}
-
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 #[cfg(test)]
@@ -273,6 +398,45 @@ mod tests {
         assert!(phase.wait_all(deadline).await);
         assert_eq!(phase.take_arrivals().len(), 3);
         assert_eq!(target.strays(), 0);
+    }
+
+    /// Pipelined requests with bodies are each answered and recorded; a chunked body is
+    /// answered 400, counted as a stray, and the connection closed.
+    #[tokio::test]
+    async fn answers_pipelined_requests_and_refuses_what_it_cannot_read() {
+        let target = Target::start().await.unwrap();
+        let phase = target.phase(2);
+        let authority = target.base.strip_prefix("http://").unwrap().to_owned();
+        let mut s = TcpStream::connect(&authority).await.unwrap();
+        let two = format!(
+            "POST /p/{id}/0 HTTP/1.1\r\nhost: t\r\nX-Callback-Id: a\r\ncontent-length: 3\r\n\r\nabc\
+             POST /p/{id}/1 HTTP/1.1\r\nhost: t\r\nx-due-ms: 42\r\ncontent-length: 0\r\n\r\n",
+            id = phase.id
+        );
+        s.write_all(two.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        while got.windows(4).filter(|w| w == b"\r\n\r\n").count() < 2 {
+            assert!(s.read_buf(&mut got).await.unwrap() > 0, "closed early");
+        }
+        assert_eq!(got.windows(6).filter(|w| w == b"200 OK").count(), 2);
+        let mut arrivals = phase.take_arrivals();
+        arrivals.sort_by_key(|a| a.due_ms);
+        assert_eq!(arrivals.len(), 2);
+        assert_eq!(arrivals[0].callback_id.as_deref(), Some("a"));
+        assert_eq!(arrivals[1].due_ms, Some(42));
+        assert_eq!(phase.unique(), 2);
+
+        s.write_all(b"POST /p/0/0 HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n")
+            .await
+            .unwrap();
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).await.unwrap();
+        assert!(
+            rest.starts_with(b"HTTP/1.1 400"),
+            "{}",
+            String::from_utf8_lossy(&rest)
+        );
+        assert_eq!(target.strays(), 1);
     }
 
     /// How many deliveries/s the target takes on loopback (client in the same process):
