@@ -783,7 +783,11 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(10), claimed_two.notified())
             .await
             .expect("the second batch is claimed while the first is still being sent");
-        assert_eq!(dispatcher.sent.load(Ordering::SeqCst), 0, "nothing finished yet");
+        assert_eq!(
+            dispatcher.sent.load(Ordering::SeqCst),
+            0,
+            "nothing finished yet"
+        );
 
         dispatcher.released.store(true, Ordering::SeqCst);
         dispatcher.release.notify_waiters();

@@ -100,8 +100,8 @@ pub use declare::{
     SyncOutcome, SyncResult, SyncStep,
 };
 pub use dispatch::{
-    DispatchOutcome, DispatchRequest, Dispatcher, HttpDispatcher, HttpDispatcherConfig,
-    ResponseSummary, RESPONSE_BODY_KEEP, RESPONSE_BODY_READ_LIMIT,
+    DispatchOutcome, DispatchRequest, Dispatcher, DispatcherBuildError, HttpDispatcher,
+    HttpDispatcherConfig, ResponseSummary, RESPONSE_BODY_KEEP, RESPONSE_BODY_READ_LIMIT,
 };
 pub use engine::{Engine, EngineConfig, EngineSignal, INTERRUPTED};
 pub use error::Error;
