@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use crate::dispatch::{DispatchOutcome, DispatchRequest, Dispatcher};
 use crate::ids::{ExecutionId, JobId};
 use crate::lifecycle::{is_retryable, retry_delay};
+use crate::request::MAX_TIMEOUT;
 use crate::rules::generator::{plan_occurrences, MISSED_AFTER};
 use crate::service::parse_cron;
 use crate::store::{
@@ -391,7 +392,14 @@ impl Engine {
         tasks: &mut JoinSet<()>,
     ) -> Result<Option<Timestamp>, StoreError> {
         let ahead = self.config.claim_ahead;
-        let claimed = self.store.claim_due(self.claim(now, limit, ahead)).await?;
+        let mut claim = self.claim(now, limit, ahead);
+        if tasks.len().saturating_add(limit) > self.config.max_in_flight.max(1) {
+            // Some of this batch may wait for a slot, at most until a delivery in flight ends,
+            // that is at most the longest timeout: their leases cover that wait too, so that
+            // no engine takes a waiting execution for an abandoned one.
+            claim.lease_margin = claim.lease_margin.saturating_add(MAX_TIMEOUT);
+        }
+        let claimed = self.store.claim_due(claim).await?;
         let full = claimed.len() >= limit;
         let fired_occurrences = claimed.iter().any(|c| c.generator_id.is_some());
         for c in claimed {
@@ -749,8 +757,22 @@ mod tests {
             .expect_list_generators_due()
             .returning(|_, _| Ok(Vec::new()));
         let (counter, signal) = (claims.clone(), claimed_two.clone());
+        let margin = EngineConfig::default().lease_margin;
         store.expect_claim_due().returning(move |claim| {
             let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            if n == 1 {
+                assert_eq!(
+                    claim.lease_margin, margin,
+                    "every claimed one starts at once"
+                );
+            }
+            if n == 2 {
+                assert_eq!(
+                    claim.lease_margin,
+                    margin + MAX_TIMEOUT,
+                    "the lease of a claim that may wait for a slot covers the wait"
+                );
+            }
             if n == 2 {
                 signal.notify_one();
             }
