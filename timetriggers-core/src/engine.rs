@@ -15,7 +15,6 @@ use tokio::task::JoinSet;
 use crate::dispatch::{DispatchOutcome, DispatchRequest, Dispatcher};
 use crate::ids::{ExecutionId, JobId};
 use crate::lifecycle::{is_retryable, retry_delay};
-use crate::request::MAX_TIMEOUT;
 use crate::rules::generator::{plan_occurrences, MISSED_AFTER};
 use crate::service::parse_cron;
 use crate::store::{
@@ -277,7 +276,12 @@ impl Engine {
         // Claimed deliveries, sending or waiting for a slot. Up to a batch more than there are
         // slots, so that the next claim runs while the previous batch is still being sent and
         // the slots do not drain while the store claims.
-        let capacity = self.config.max_in_flight.max(1) + self.config.batch_size.max(1);
+        // At most as many waiting as there are slots, so that each waiting one gets a slot
+        // once a delivery in flight ends (see `claim_and_next` on leases).
+        let slots_total = self.config.max_in_flight.max(1);
+        let capacity = slots_total + self.config.batch_size.max(1).min(slots_total);
+        // The longest timeout among the claimed deliveries since the engine was last idle.
+        let mut longest = Duration::ZERO;
         let mut tasks: JoinSet<()> = JoinSet::new();
         let mut failures: u32 = 0;
         tokio::pin!(shutdown);
@@ -317,6 +321,9 @@ impl Engine {
                     self.signal.generators.store(true, Ordering::SeqCst);
                 }
             }
+            if tasks.is_empty() {
+                longest = Duration::ZERO;
+            }
             let free = capacity.saturating_sub(tasks.len());
             if free == 0 || (backlog && free < min_claim && !tasks.is_empty()) {
                 tokio::select! {
@@ -327,7 +334,7 @@ impl Engine {
             self.signal.arm();
             let limit = free.min(self.config.batch_size);
             let next_due = match self
-                .claim_and_next(now, limit, &slots, &tx, &mut tasks)
+                .claim_and_next(now, limit, &slots, &tx, &mut tasks, &mut longest)
                 .await
             {
                 Ok(Some(next)) => {
@@ -390,16 +397,20 @@ impl Engine {
         slots: &Arc<Semaphore>,
         tx: &mpsc::Sender<CompletedExecution>,
         tasks: &mut JoinSet<()>,
+        longest: &mut Duration,
     ) -> Result<Option<Timestamp>, StoreError> {
         let ahead = self.config.claim_ahead;
         let mut claim = self.claim(now, limit, ahead);
         if tasks.len().saturating_add(limit) > self.config.max_in_flight.max(1) {
-            // Some of this batch may wait for a slot, at most until a delivery in flight ends,
-            // that is at most the longest timeout: their leases cover that wait too, so that
-            // no engine takes a waiting execution for an abandoned one.
-            claim.lease_margin = claim.lease_margin.saturating_add(MAX_TIMEOUT);
+            // Some of this batch may wait for a slot: at most until a delivery in flight ends,
+            // that is at most the longest timeout among them. Their leases cover that wait
+            // too, so that no engine takes a waiting execution for an abandoned one.
+            claim.lease_margin = claim.lease_margin.saturating_add(*longest);
         }
         let claimed = self.store.claim_due(claim).await?;
+        if let Some(t) = claimed.iter().map(|c| c.options.timeout).max() {
+            *longest = (*longest).max(t);
+        }
         let full = claimed.len() >= limit;
         let fired_occurrences = claimed.iter().any(|c| c.generator_id.is_some());
         for c in claimed {
@@ -769,8 +780,9 @@ mod tests {
             if n == 2 {
                 assert_eq!(
                     claim.lease_margin,
-                    margin + MAX_TIMEOUT,
-                    "the lease of a claim that may wait for a slot covers the wait"
+                    margin + Duration::from_secs(5),
+                    "the lease of a claim that may wait for a slot covers the longest timeout \
+                     in flight"
                 );
             }
             if n == 2 {
