@@ -722,12 +722,11 @@ mod tests {
         assert!(done[0].retry.is_none(), "one attempt only");
     }
 
-    /// A dispatcher whose deliveries wait until the test lets them go, counting how many are
+    /// A dispatcher whose deliveries wait until the test closes `gate`, counting how many are
     /// in progress at once.
-    #[derive(Debug, Default)]
+    #[derive(Debug)]
     struct HeldDispatcher {
-        release: Notify,
-        released: AtomicBool,
+        gate: Semaphore,
         sending: std::sync::atomic::AtomicUsize,
         most_at_once: std::sync::atomic::AtomicUsize,
         sent: std::sync::atomic::AtomicUsize,
@@ -738,13 +737,8 @@ mod tests {
         async fn dispatch(&self, _req: &DispatchRequest) -> DispatchOutcome {
             let now = self.sending.fetch_add(1, Ordering::SeqCst) + 1;
             self.most_at_once.fetch_max(now, Ordering::SeqCst);
-            while !self.released.load(Ordering::SeqCst) {
-                let released = self.release.notified();
-                if self.released.load(Ordering::SeqCst) {
-                    break;
-                }
-                released.await;
-            }
+            // The gate has no permits: this returns once it is closed.
+            let _ = self.gate.acquire().await;
             self.sending.fetch_sub(1, Ordering::SeqCst);
             self.sent.fetch_add(1, Ordering::SeqCst);
             response(200)
@@ -793,13 +787,17 @@ mod tests {
             Ok((0..batch).map(|_| claimed(1, 1)).collect())
         });
         store.expect_next_due_at().returning(|| Ok(None));
-        let recorded = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let sink = recorded.clone();
+        let (recorded, mut recorded_rx) = tokio::sync::watch::channel(0usize);
         store.expect_complete_executions().returning(move |done| {
-            sink.fetch_add(done.len(), Ordering::SeqCst);
+            recorded.send_modify(|n| *n += done.len());
             Ok(())
         });
-        let dispatcher = Arc::new(HeldDispatcher::default());
+        let dispatcher = Arc::new(HeldDispatcher {
+            gate: Semaphore::new(0),
+            sending: Default::default(),
+            most_at_once: Default::default(),
+            sent: Default::default(),
+        });
         let engine = Engine::new(
             Arc::new(store),
             dispatcher.clone(),
@@ -823,13 +821,11 @@ mod tests {
             "nothing finished yet"
         );
 
-        dispatcher.released.store(true, Ordering::SeqCst);
-        dispatcher.release.notify_waiters();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while recorded.load(Ordering::SeqCst) < 4 {
-            assert!(tokio::time::Instant::now() < deadline, "all four recorded");
-            tokio::task::yield_now().await;
-        }
+        dispatcher.gate.close();
+        tokio::time::timeout(Duration::from_secs(10), recorded_rx.wait_for(|n| *n >= 4))
+            .await
+            .expect("all four recorded")
+            .unwrap();
         stop.notify_one();
         tokio::time::timeout(Duration::from_secs(10), run)
             .await
