@@ -273,11 +273,11 @@ impl Engine {
         let (tx, rx) = mpsc::channel::<CompletedExecution>(self.config.max_in_flight.max(1) * 2);
         let recorder = tokio::spawn(record_outcomes(self.store.clone(), rx, self.signal.clone()));
         let slots = Arc::new(Semaphore::new(self.config.max_in_flight.max(1)));
-        // Claimed deliveries, sending or waiting for a slot. Up to a batch more than there are
+        // Claimed deliveries, sending or waiting for a slot: up to a batch more than there are
         // slots, so that the next claim runs while the previous batch is still being sent and
-        // the slots do not drain while the store claims.
-        // At most as many waiting as there are slots, so that each waiting one gets a slot
-        // once a delivery in flight ends (see `claim_and_next` on leases).
+        // the slots do not drain while the store claims; but no more waiting than there are
+        // slots, so that each waiting one gets a slot once a delivery in flight ends (see
+        // `claim_and_next` on leases).
         let slots_total = self.config.max_in_flight.max(1);
         let capacity = slots_total + self.config.batch_size.max(1).min(slots_total);
         // The longest timeout among the claimed deliveries since the engine was last idle.
