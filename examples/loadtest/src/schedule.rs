@@ -207,13 +207,11 @@ impl Scheduler {
         .map_err(|e| format!("building the request: {e}"))?;
         let slot = &mut caller.conns[which];
         let answer = tokio::time::timeout(CALL_TIMEOUT, async {
-            if slot.is_none() {
-                *slot = Some(Conn::connect(authority).await?);
-            }
-            match slot.as_mut() {
-                Some(conn) => conn.send(request).await,
-                None => unreachable!("connected above"),
-            }
+            let conn = match slot {
+                Some(conn) => conn,
+                None => slot.insert(Conn::connect(authority).await?),
+            };
+            conn.send(request).await
         })
         .await
         .unwrap_or_else(|_| Err(std::io::Error::other("no answer within 60 s")));
