@@ -20,7 +20,8 @@ pub struct PgStoreOptions {
     /// characters. Default [`DEFAULT_SCHEMA`].
     pub schema: String,
     /// Most pooled connections (default 16; the URL parameter `max_connections` overrides it).
-    /// The LISTEN connection is extra.
+    /// The LISTEN connection is extra, and so are the engine's own (at most 4, for claims,
+    /// outcomes and lease recovery, with the planner held to index scans).
     pub max_connections: u32,
     /// How long a call waits for a pooled connection before it fails with
     /// [`timetriggers_core::StoreError::Unavailable`] (default 3 s; the URL parameter

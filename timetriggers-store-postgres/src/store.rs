@@ -30,6 +30,22 @@ const MIGRATE_LOCK_CLASS: i32 = 0x7474_6d67; // "ttmg"
 /// A pooled connection idle this long is pinged before use (it may have been cut meanwhile).
 const IDLE_BEFORE_PING: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Most connections of the engine's own pool (claims, outcomes, lease recovery, next due
+/// time): one engine runs one claim and one batch of outcomes at a time, plus the odd lease
+/// or next-due look.
+const ENGINE_CONNECTIONS: u32 = 4;
+
+/// The planner settings of the engine's connections (docs/decisions.md, decision 29). The
+/// engine's statements each have one right plan: index seeks on primary keys and an ordered
+/// scan of `executions_planned_due`, whatever the table sizes. Statistics cannot be trusted
+/// to find it: a table that grew from nothing in the last seconds has none (autovacuum has
+/// not run yet), and a prepared statement keeps the generic plan it made while the table was
+/// small. With a burst of 20,000 due executions that gave sequential scans of `jobs` for
+/// every claim of 512 (180 ms instead of 25), or a sort of every due execution to take the
+/// first 512. Sequential and bitmap scans off leaves the planner those index paths only.
+const ENGINE_PLANNER_SETTINGS: [(&str, &str); 2] =
+    [("enable_seqscan", "off"), ("enable_bitmapscan", "off")];
+
 /// A [`Store`] on PostgreSQL, shared by any number of server instances. Cheap to clone:
 /// clones share the pool.
 ///
@@ -42,6 +58,8 @@ pub struct PgStore {
 
 struct Inner {
     pool: PgPool,
+    /// The engine's statements, on connections with [`ENGINE_PLANNER_SETTINGS`].
+    engine_pool: PgPool,
     connect: PgConnectOptions,
     options: PgStoreOptions,
     notifier: Arc<Notifier>,
@@ -84,26 +102,12 @@ impl PgStore {
         let url = take_store_params(url, &mut options)?;
         let connect = connect_options(&url, &options.schema)?;
         migrate(&connect, &options.schema).await?;
-        let pool = PgPoolOptions::new()
-            .max_connections(options.max_connections.max(1))
-            .min_connections(0)
-            .acquire_timeout(options.acquire_timeout)
-            // A pooled connection may have been cut by a server restart while it was idle: a
-            // ping before using a connection that sat idle finds out, so that the call gets a
-            // fresh connection instead of an error. Connections in steady use skip the ping (a
-            // round trip per statement otherwise).
-            .test_before_acquire(false)
-            .before_acquire(|conn, meta| {
-                Box::pin(async move {
-                    if meta.idle_for < IDLE_BEFORE_PING {
-                        return Ok(true);
-                    }
-                    Ok(conn.ping().await.is_ok())
-                })
-            })
+        let pool = pool_options(options.max_connections.max(1), &options)
             .connect_with(connect.clone())
             .await
             .map_err(from_sqlx)?;
+        let engine_pool = pool_options(ENGINE_CONNECTIONS, &options)
+            .connect_lazy_with(connect.clone().options(ENGINE_PLANNER_SETTINGS));
         let notifier = Notifier::new(
             options.channel(),
             options.notify_horizon,
@@ -115,6 +119,7 @@ impl PgStore {
         Ok(PgStore {
             inner: Arc::new(Inner {
                 pool,
+                engine_pool,
                 connect,
                 options,
                 notifier,
@@ -151,7 +156,29 @@ impl PgStore {
     pub async fn close(&self) {
         self.inner.notifier.close();
         self.inner.pool.close().await;
+        self.inner.engine_pool.close().await;
     }
+}
+
+/// A pool of at most `max` connections, created as needed.
+fn pool_options(max: u32, options: &PgStoreOptions) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max)
+        .min_connections(0)
+        .acquire_timeout(options.acquire_timeout)
+        // A pooled connection may have been cut by a server restart while it was idle: a
+        // ping before using a connection that sat idle finds out, so that the call gets a
+        // fresh connection instead of an error. Connections in steady use skip the ping (a
+        // round trip per statement otherwise).
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for < IDLE_BEFORE_PING {
+                    return Ok(true);
+                }
+                Ok(conn.ping().await.is_ok())
+            })
+        })
 }
 
 /// Creates the schema if missing and runs the migrations in it, under an advisory lock so that
@@ -265,18 +292,18 @@ impl Store for PgStore {
     async fn claim_due(&self, claim: Claim) -> StoreResult<Vec<ClaimedExecution>> {
         // With rate-limit rules the claim is a transaction that checks them; without, one
         // statement.
-        match rate_limits::claim_due(&self.inner.pool, &claim).await? {
+        match rate_limits::claim_due(&self.inner.engine_pool, &claim).await? {
             Some(claimed) => Ok(claimed),
-            None => engine::claim_due(&self.inner.pool, &claim).await,
+            None => engine::claim_due(&self.inner.engine_pool, &claim).await,
         }
     }
 
     async fn next_due_at(&self) -> StoreResult<Option<Timestamp>> {
-        engine::next_due_at(&self.inner.pool).await
+        engine::next_due_at(&self.inner.engine_pool).await
     }
 
     async fn complete_executions(&self, done: &[CompletedExecution]) -> StoreResult<()> {
-        engine::complete(&self.inner.pool, done).await?;
+        engine::complete(&self.inner.engine_pool, done).await?;
         // Retries due soon may be taken by another instance (this one is told by its engine).
         let retries = done
             .iter()
@@ -293,7 +320,7 @@ impl Store for PgStore {
         scope: StaleScope,
         limit: usize,
     ) -> StoreResult<Vec<ClaimedExecution>> {
-        engine::list_stale(&self.inner.pool, now, scope, limit).await
+        engine::list_stale(&self.inner.engine_pool, now, scope, limit).await
     }
 
     async fn list_generators_due(
@@ -407,5 +434,69 @@ impl Store for PgStore {
         now: Timestamp,
     ) -> StoreResult<()> {
         rate_limits::delete(&self.inner.pool, project_id, id, now).await
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use timetriggers_core::testing::{at, definition, project, upsert, T0};
+    use timetriggers_core::MonthQuota;
+
+    use super::*;
+    use crate::testing::{database_url, unique_name};
+
+    /// The plan of the claim on the engine's connections, with `jobs` and `executions` as a
+    /// fresh store has them: a handful of rows, never analysed. On such tables the planner
+    /// likes sequential scans and sorts; the engine's settings must leave it the index paths.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_claim_plans_index_scans_on_unanalysed_tables() {
+        let url = database_url();
+        let schema = unique_name("tt_plan");
+        let store = PgStore::connect_with_schema(&url, &schema).await.unwrap();
+        let p = project(&store, MonthQuota::Unlimited).await;
+        for i in 0..5 {
+            let def = definition("https://example.com/plan", at(1_000 + i));
+            store
+                .upsert_trigger(upsert(&p.id, None, None, def, T0))
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        let explain = |pool: PgPool| async move {
+            let lines: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {}", engine::CLAIM))
+                .bind(T0.as_millis() + 10_000)
+                .bind(512_i64)
+                .bind("w")
+                .bind(1_000_i64)
+                .bind("2026-11")
+                .bind(0_i16)
+                .bind(T0.as_millis() + 10_000)
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+            lines.join("\n")
+        };
+        let plan = explain(store.inner.engine_pool.clone()).await;
+        for bad in ["Seq Scan on jobs", "Seq Scan on executions", "Bitmap"] {
+            assert!(!plan.contains(bad), "{bad} in the engine's claim plan:\n{plan}");
+        }
+        assert!(
+            plan.contains("Index Scan using executions_planned_due"),
+            "the claim reads due executions in index order:\n{plan}"
+        );
+        // The same statement on an ordinary connection: the settings are what makes the
+        // difference (if the planner ever picks the index paths here too, this test no longer
+        // shows that the settings matter, and says so).
+        let unpinned = explain(store.inner.pool.clone()).await;
+        assert!(
+            unpinned.contains("Seq Scan") || unpinned.contains("Bitmap"),
+            "expected a sequential or bitmap scan without the engine's settings:\n{unpinned}"
+        );
+        store.close().await;
+        let mut conn = PgConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
     }
 }
