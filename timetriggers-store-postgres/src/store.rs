@@ -478,7 +478,10 @@ mod tests {
         };
         let plan = explain(store.inner.engine_pool.clone()).await;
         for bad in ["Seq Scan on jobs", "Seq Scan on executions", "Bitmap"] {
-            assert!(!plan.contains(bad), "{bad} in the engine's claim plan:\n{plan}");
+            assert!(
+                !plan.contains(bad),
+                "{bad} in the engine's claim plan:\n{plan}"
+            );
         }
         assert!(
             plan.contains("Index Scan using executions_planned_due"),
