@@ -137,12 +137,15 @@ pub(crate) async fn remove(conn: &mut PgConnection, id: &JobId) -> StoreResult<O
     key.ok_or(StoreError::NotFound)
 }
 
-/// Deletes the pending occurrence of a generator (a registered job that never fired; its
-/// planned execution goes by cascade).
+/// Deletes the pending occurrence of a generator (a registered job that never fired) and its
+/// planned execution (no foreign key cascades: migration 0008).
 async fn delete_pending(conn: &mut PgConnection, id: &JobId) -> StoreResult<()> {
     sqlx::query(
-        "DELETE FROM jobs WHERE id = (SELECT pending_job_id FROM generators WHERE id = $1) \
-         AND status = 'registered'",
+        "WITH gone AS (DELETE FROM jobs \
+             WHERE id = (SELECT pending_job_id FROM generators WHERE id = $1) \
+                 AND status = 'registered' \
+             RETURNING id) \
+         DELETE FROM executions WHERE job_id = ANY(ARRAY(SELECT id FROM gone))",
     )
     .bind(id.as_str())
     .execute(&mut *conn)

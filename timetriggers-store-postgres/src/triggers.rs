@@ -401,11 +401,15 @@ async fn create_unlimited(
     Ok(created == 1)
 }
 
-/// Deletes a registered job (and, by cascade, its planned execution) so that its id can become
-/// a generator; returns its custom key.
+/// Deletes a registered job and its planned execution (no foreign key cascades: migration
+/// 0008) so that its id can become a generator; returns its custom key.
 async fn remove_job(conn: &mut PgConnection, id: &JobId) -> StoreResult<Option<String>> {
     let key: Option<Option<String>> = sqlx::query_scalar(
-        "DELETE FROM jobs WHERE id = $1 AND status = 'registered' RETURNING custom_key",
+        "WITH gone AS (DELETE FROM jobs WHERE id = $1 AND status = 'registered' \
+             RETURNING id, custom_key), \
+         executions_gone AS (DELETE FROM executions \
+             WHERE job_id = ANY(ARRAY(SELECT id FROM gone))) \
+         SELECT custom_key FROM gone",
     )
     .bind(id.as_str())
     .fetch_optional(&mut *conn)

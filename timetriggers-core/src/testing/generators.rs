@@ -351,6 +351,17 @@ pub async fn reschedule_converts_job_and_generator_keeping_the_id(store: &dyn St
         .await
         .unwrap()
         .is_empty());
+    // Nothing of the removed job or occurrence is left planned: once the job's own execution
+    // is taken, nothing is due at all.
+    let claimed = store.claim_due(claim(at(1_000_000), 10)).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].job_id, id);
+    assert_eq!(claimed[0].planned_at, at(30_000));
+    assert_eq!(
+        store.next_due_at().await.unwrap(),
+        None,
+        "no execution of a removed job or occurrence is left planned"
+    );
 }
 
 /// Each occurrence fired costs one unit, like the upsert that created the series.
