@@ -238,6 +238,7 @@ async fn run(cli: &Cli) -> anyhow::Result<bool> {
         }),
         settle: Duration::from_millis(cli.settle_ms),
         lead_ms: cli.lead_ms,
+        server_pids: servers.pids.clone(),
     };
 
     let mut reports = Vec::new();

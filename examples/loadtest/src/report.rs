@@ -59,6 +59,46 @@ pub fn check_ids<'a>(
     check
 }
 
+/// CPU time (user + system, from /proc) per job, in µs, of the server process(es) and of this
+/// tool (its callers while scheduling, its target while delivering). `None` where /proc could
+/// not be read (or, for the server, no pid is known).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize)]
+pub struct CpuPerJob {
+    pub server_schedule_us: Option<f64>,
+    pub server_delivery_us: Option<f64>,
+    pub tool_schedule_us: Option<f64>,
+    pub tool_delivery_us: Option<f64>,
+}
+
+/// CPU time used so far, in ms.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuMark {
+    pub server_ms: Option<f64>,
+    pub tool_ms: Option<f64>,
+}
+
+impl CpuPerJob {
+    /// From marks taken before scheduling, after it, and once the deliveries arrived.
+    pub fn between(
+        start: CpuMark,
+        scheduled: CpuMark,
+        delivered: CpuMark,
+        accepted: usize,
+        arrived: usize,
+    ) -> CpuPerJob {
+        let per = |a: Option<f64>, b: Option<f64>, n: usize| match (a, b) {
+            (Some(a), Some(b)) if n > 0 => Some(round((b - a).max(0.0) * 1000.0 / n as f64, 1)),
+            _ => None,
+        };
+        CpuPerJob {
+            server_schedule_us: per(start.server_ms, scheduled.server_ms, accepted),
+            server_delivery_us: per(scheduled.server_ms, delivered.server_ms, arrived),
+            tool_schedule_us: per(start.tool_ms, scheduled.tool_ms, accepted),
+            tool_delivery_us: per(scheduled.tool_ms, delivered.tool_ms, arrived),
+        }
+    }
+}
+
 /// Lag (arrival − due) percentiles in ms; negative means early.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Lag {
@@ -182,6 +222,7 @@ pub struct WorkloadReport {
     /// Deliveries ÷ (last arrival − first arrival).
     pub delivery_rate_per_s: f64,
     pub lag_ms: Lag,
+    pub cpu_us_per_job: CpuPerJob,
     #[serde(flatten)]
     pub ids: IdCheck,
     /// Whether every accepted job arrived before the deadline.
@@ -315,6 +356,18 @@ pub fn table(w: &WorkloadReport) -> String {
             l.early
         ),
     ));
+    let c = &w.cpu_us_per_job;
+    let us = |v: Option<f64>| v.map_or_else(|| "?".to_owned(), |v| format!("{v:.1}"));
+    rows.push((
+        "cpu µs per job",
+        format!(
+            "server: schedule {}, delivery {}; this tool: schedule {}, delivery {}",
+            us(c.server_schedule_us),
+            us(c.server_delivery_us),
+            us(c.tool_schedule_us),
+            us(c.tool_delivery_us)
+        ),
+    ));
     rows.push((
         "ids",
         format!(
@@ -358,6 +411,28 @@ pub fn run_table(r: &RunReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_per_job_splits_the_phases() {
+        let mark = |server: Option<f64>, tool: f64| CpuMark {
+            server_ms: server,
+            tool_ms: Some(tool),
+        };
+        let c = CpuPerJob::between(
+            mark(Some(100.0), 10.0),
+            mark(Some(1_100.0), 210.0),
+            mark(Some(2_100.0), 410.0),
+            20_000,
+            10_000,
+        );
+        assert_eq!(c.server_schedule_us, Some(50.0));
+        assert_eq!(c.server_delivery_us, Some(100.0));
+        assert_eq!(c.tool_schedule_us, Some(10.0));
+        assert_eq!(c.tool_delivery_us, Some(20.0));
+        let unknown = CpuPerJob::between(mark(None, 0.0), mark(None, 1.0), mark(None, 2.0), 1, 0);
+        assert_eq!(unknown.server_schedule_us, None, "no server pid");
+        assert_eq!(unknown.tool_delivery_us, None, "nothing delivered");
+    }
 
     #[test]
     fn nearest_rank_percentiles() {

@@ -134,6 +134,37 @@ pub fn parse_vm_hwm_kb(status: &str) -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
+/// Clock ticks per second of the `utime` and `stime` fields of /proc (`USER_HZ`, 100 on every
+/// Linux port).
+const USER_HZ: f64 = 100.0;
+
+/// CPU time (user + system, every thread) that process `pid` has used so far, in ms, if /proc
+/// has it. Resolution: 10 ms.
+pub fn cpu_ms(pid: u32) -> Option<f64> {
+    stat_cpu_ms(&format!("/proc/{pid}/stat"))
+}
+
+/// [`cpu_ms`] of this process.
+pub fn own_cpu_ms() -> Option<f64> {
+    stat_cpu_ms("/proc/self/stat")
+}
+
+fn stat_cpu_ms(path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    parse_cpu_ticks(&stat).map(|ticks| ticks as f64 * 1000.0 / USER_HZ)
+}
+
+/// `utime` + `stime` (fields 14 and 15) of a /proc stat line. The command name (field 2) may
+/// hold spaces and parentheses, so fields are counted after its last `)`.
+pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // `after_name` starts with field 3 (state): utime is field 14, stime field 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
 /// `sqlite` or `postgres` (or whatever precedes `:`).
 pub fn database_kind(url: &str) -> &str {
     match url.split(':').next().unwrap_or_default() {
@@ -152,6 +183,15 @@ mod tests {
             "Name:\ttimetriggers-se\nVmPeak:\t  100 kB\nVmHWM:\t   20480 kB\nVmRSS:\t 1 kB\n";
         assert_eq!(parse_vm_hwm_kb(status), Some(20480));
         assert_eq!(parse_vm_hwm_kb("Name: x\n"), None);
+    }
+
+    #[test]
+    fn reads_cpu_ticks_past_odd_command_names() {
+        let stat = "4242 (tt (a) b) S 1 4242 4242 0 -1 4194560 915 0 0 0 123 45 0 0 20 0 5 0";
+        assert_eq!(parse_cpu_ticks(stat), Some(168));
+        assert_eq!(parse_cpu_ticks("4242 (x) S 1"), None);
+        assert_eq!(parse_cpu_ticks("no name at all"), None);
+        assert!(own_cpu_ms().is_some(), "this test runs on Linux with /proc");
     }
 
     #[test]

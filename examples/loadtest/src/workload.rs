@@ -6,8 +6,9 @@ use std::time::Duration;
 use anyhow::bail;
 use tokio::time::Instant;
 
-use crate::report::{self, ScheduleStats, SeedStats, WorkloadReport};
+use crate::report::{self, CpuMark, CpuPerJob, ScheduleStats, SeedStats, WorkloadReport};
 use crate::schedule::{per_second, JobFn, Scheduler};
+use crate::server;
 use crate::target::{now_ms, Target};
 
 /// The lead never goes below this (W1 due instant, W2 first due time).
@@ -41,6 +42,26 @@ pub struct Ctx<'a> {
     pub settle: Duration,
     /// `--lead-ms`: a fixed lead instead of the adaptive one.
     pub lead_ms: Option<u64>,
+    /// The server processes, for their CPU time (empty: not known).
+    pub server_pids: Vec<u32>,
+}
+
+impl Ctx<'_> {
+    /// CPU time used so far by the servers (all of them, or `None`) and by this tool.
+    fn cpu(&self) -> CpuMark {
+        let server_ms = if self.server_pids.is_empty() {
+            None
+        } else {
+            self.server_pids
+                .iter()
+                .map(|pid| server::cpu_ms(*pid))
+                .sum::<Option<f64>>()
+        };
+        CpuMark {
+            server_ms,
+            tool_ms: server::own_cpu_ms(),
+        }
+    }
 }
 
 /// How far ahead the first job is due, and why.
@@ -221,8 +242,10 @@ async fn measure(
         lead.ms,
         lead.source
     );
+    let cpu_start = ctx.cpu();
     let batch = ctx.scheduler.run(n, job, true).await;
     let scheduled_end = now_ms();
+    let cpu_scheduled = ctx.cpu();
     phase.set_expected(batch.ids.len());
 
     let last_due = due_ms(base, n - 1, rate);
@@ -237,6 +260,7 @@ async fn measure(
     let all_arrived = phase
         .wait_all(Instant::now() + until_last_due + ctx.wait)
         .await;
+    let cpu_delivered = ctx.cpu();
     if all_arrived && !ctx.settle.is_zero() {
         tokio::time::sleep(ctx.settle).await;
     }
@@ -256,6 +280,13 @@ async fn measure(
         first_to_last_arrival_ms: report::round(span.as_secs_f64() * 1000.0, 1),
         delivery_rate_per_s: report::round(per_second(arrivals.len(), span), 1),
         lag_ms: report::lag(&arrivals),
+        cpu_us_per_job: CpuPerJob::between(
+            cpu_start,
+            cpu_scheduled,
+            cpu_delivered,
+            batch.accepted,
+            arrivals.len(),
+        ),
         ids: report::check_ids(
             &batch.ids,
             arrivals.iter().map(|a| a.callback_id.as_deref()),
