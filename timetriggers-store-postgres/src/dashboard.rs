@@ -368,3 +368,77 @@ async fn key_held_elsewhere(
     .map_err(from_sqlx)?;
     Ok(row.is_some())
 }
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use sqlx::Connection;
+    use timetriggers_core::{JobStatus, ProjectId};
+
+    use super::*;
+    use crate::testing::{database_url, unique_name};
+    use crate::PgStore;
+
+    /// A project's job listing, filtered by status or not, and its total seek
+    /// `jobs_project_listing`; the total reads the index only (the status is on the index
+    /// entry). The tables are tiny here, so the planner is kept off sequential and bitmap
+    /// scans, as it would keep off them on a large table.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn job_listings_seek_one_index() {
+        let url = database_url();
+        let schema = unique_name("tt_list");
+        let store = PgStore::connect_with_schema(&url, &schema).await.unwrap();
+        let mut conn = store.pool().acquire().await.unwrap();
+        sqlx::raw_sql("SET enable_seqscan = off; SET enable_bitmapscan = off")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        for statuses in [vec![], vec![JobStatus::Running, JobStatus::Queued]] {
+            let q = JobQuery {
+                project_ids: vec![ProjectId::new("p")],
+                statuses: statuses.clone(),
+                id: None,
+                limit: 50,
+                offset: 0,
+            };
+            let page = plan(&mut conn, jobs_page_query(&q).sql(), &statuses, true).await;
+            assert!(
+                page.contains("using jobs_project_listing on jobs"),
+                "the page seeks the project's entries ({statuses:?}):\n{page}"
+            );
+            let total = plan(&mut conn, jobs_count_query(&q).sql(), &statuses, false).await;
+            assert!(
+                total.contains("Index Only Scan using jobs_project_listing"),
+                "the total reads the index only ({statuses:?}):\n{total}"
+            );
+        }
+        drop(conn);
+        store.close().await;
+        let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+
+    /// `EXPLAIN` of a listing query for project `p` (`statuses` bound if any, then the page
+    /// bounds if `page`).
+    async fn plan(
+        conn: &mut sqlx::PgConnection,
+        sql: &str,
+        statuses: &[JobStatus],
+        page: bool,
+    ) -> String {
+        let sql = format!("EXPLAIN {sql}");
+        let mut query = sqlx::query_scalar::<_, String>(&sql)
+            .persistent(false)
+            .bind(vec!["p".to_owned()]);
+        if !statuses.is_empty() {
+            let names: Vec<String> = statuses.iter().map(|s| s.as_str().to_owned()).collect();
+            query = query.bind(names);
+        }
+        if page {
+            query = query.bind(50_i64).bind(0_i64);
+        }
+        query.fetch_all(conn).await.unwrap().join("\n")
+    }
+}
