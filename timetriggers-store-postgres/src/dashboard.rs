@@ -422,6 +422,7 @@ mod tests {
 
     /// `EXPLAIN` of a listing query for project `p` (`statuses` bound if any, then the page
     /// bounds if `page`).
+    #[allow(clippy::unwrap_used)]
     async fn plan(
         conn: &mut sqlx::PgConnection,
         sql: &str,
