@@ -22,6 +22,11 @@ use crate::triggers::random_shard;
 /// - `picked` locks each execution *and its job* with `SKIP LOCKED`: concurrent claimers (other
 ///   instances) skip each other's rows instead of waiting, so they never receive the same
 ///   execution, and a job being rescheduled or cancelled right now is left for the next round.
+/// - `picked` takes nothing once a rate-limit rule exists. This statement is the claim without
+///   rules; the store looks for rules first (`rate_limits::claim_due`), but a rule created
+///   after that look and before this statement's snapshot (with jobs scheduled after it)
+///   would otherwise let this claim start them unlimited. The engine then claims again and
+///   takes the rules' path. (The claim of admitted executions replaces this whole `WHERE`.)
 /// - `gens` does the same for the generators of picked first occurrences (first attempts by
 ///   the scheduler, which release and bill their generator); such an occurrence whose
 ///   generator is locked (being redefined, cancelled or planned) waits for the next round, so
@@ -39,6 +44,7 @@ pub(crate) const CLAIM: &str = "WITH picked AS MATERIALIZED ( \
                  AS needs_generator \
          FROM executions e JOIN jobs j ON j.id = e.job_id \
          WHERE e.status = 'planned' AND e.due_at <= $7 \
+             AND NOT EXISTS (SELECT 1 FROM rate_limits) \
          ORDER BY e.due_at, e.planned_at, e.id LIMIT $2 \
          FOR NO KEY UPDATE OF e, j SKIP LOCKED), \
      gens AS MATERIALIZED ( \
@@ -256,4 +262,60 @@ pub(crate) async fn next_due_at(pool: &PgPool) -> StoreResult<Option<Timestamp>>
         .await
         .map_err(from_sqlx)?;
     Ok(due.map(Timestamp::from_millis))
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use sqlx::Connection;
+    use timetriggers_core::testing::{claim, definition, project, schedule_ok, upsert, T0};
+    use timetriggers_core::{
+        MonthQuota, NewRateLimit, RateLimitId, Store, Timestamp, WindowLimits,
+    };
+
+    use super::*;
+    use crate::testing::{database_url, unique_name};
+    use crate::PgStore;
+
+    /// The claim without rules takes nothing once a rule exists, as when the rule is created
+    /// between the store's look for rules and the claim statement (two instances, one creating
+    /// a rule while the other claims): the jobs scheduled after the rule are left for the
+    /// claim that enforces it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_claim_without_rules_takes_nothing_once_a_rule_exists() {
+        let url = database_url();
+        let schema = unique_name("tt_rule_race");
+        let store = PgStore::connect_with_schema(&url, &schema).await.unwrap();
+        let p = project(&store, MonthQuota::Unlimited).await;
+        store
+            .create_rate_limit(NewRateLimit {
+                id: RateLimitId::generate(),
+                project_id: p.id.clone(),
+                tag: "emails".into(),
+                limits: WindowLimits {
+                    per_second: Some(1),
+                    ..WindowLimits::default()
+                },
+                now: T0,
+            })
+            .await
+            .unwrap();
+        let mut def = definition("https://example.com/limited", T0);
+        def.tags = vec!["emails".into()];
+        schedule_ok(&store, upsert(&p.id, None, None, def.clone(), T0)).await;
+        schedule_ok(&store, upsert(&p.id, None, None, def, T0)).await;
+        let now = Timestamp::from_millis(T0.as_millis() + 10);
+
+        let unruled = claim_due(store.pool(), &claim(now, 10)).await.unwrap();
+        assert!(unruled.is_empty(), "claimed past a rule: {unruled:?}");
+        // Through the store, the rule's path admits one of the two this second.
+        let ruled = store.claim_due(claim(now, 10)).await.unwrap();
+        assert_eq!(ruled.len(), 1, "{ruled:?}");
+
+        store.close().await;
+        let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
 }
