@@ -371,12 +371,10 @@ async fn key_held_elsewhere(
 
 #[cfg(all(test, feature = "testing"))]
 mod tests {
-    use sqlx::Connection;
     use timetriggers_core::{JobStatus, ProjectId};
 
     use super::*;
-    use crate::testing::{database_url, unique_name};
-    use crate::PgStore;
+    use crate::testing::scratch_store;
 
     /// A project's job listing, filtered by status or not, and its total seek
     /// `jobs_project_listing`; the total reads the index only (the status is on the index
@@ -384,9 +382,7 @@ mod tests {
     /// scans, as it would keep off them on a large table.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn job_listings_seek_one_index() {
-        let url = database_url();
-        let schema = unique_name("tt_list");
-        let store = PgStore::connect_with_schema(&url, &schema).await.unwrap();
+        let (store, _schema) = scratch_store("tt_list").await;
         let mut conn = store.pool().acquire().await.unwrap();
         sqlx::raw_sql("SET enable_seqscan = off; SET enable_bitmapscan = off")
             .execute(&mut *conn)
@@ -412,12 +408,6 @@ mod tests {
             );
         }
         drop(conn);
-        store.close().await;
-        let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
-        sqlx::raw_sql(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
     }
 
     /// `EXPLAIN` of a listing query for project `p` (`statuses` bound if any, then the page

@@ -266,15 +266,13 @@ pub(crate) async fn next_due_at(pool: &PgPool) -> StoreResult<Option<Timestamp>>
 
 #[cfg(all(test, feature = "testing"))]
 mod tests {
-    use sqlx::Connection;
     use timetriggers_core::testing::{claim, definition, project, schedule_ok, upsert, T0};
     use timetriggers_core::{
         MonthQuota, NewRateLimit, RateLimitId, Store, Timestamp, WindowLimits,
     };
 
     use super::*;
-    use crate::testing::{database_url, unique_name};
-    use crate::PgStore;
+    use crate::testing::scratch_store;
 
     /// The claim without rules takes nothing once a rule exists, as when the rule is created
     /// between the store's look for rules and the claim statement (two instances, one creating
@@ -282,9 +280,7 @@ mod tests {
     /// claim that enforces it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_claim_without_rules_takes_nothing_once_a_rule_exists() {
-        let url = database_url();
-        let schema = unique_name("tt_rule_race");
-        let store = PgStore::connect_with_schema(&url, &schema).await.unwrap();
+        let (store, _schema) = scratch_store("tt_rule_race").await;
         let p = project(&store, MonthQuota::Unlimited).await;
         store
             .create_rate_limit(NewRateLimit {
@@ -310,12 +306,5 @@ mod tests {
         // Through the store, the rule's path admits one of the two this second.
         let ruled = store.claim_due(claim(now, 10)).await.unwrap();
         assert_eq!(ruled.len(), 1, "{ruled:?}");
-
-        store.close().await;
-        let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
-        sqlx::raw_sql(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
     }
 }

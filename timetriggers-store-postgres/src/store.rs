@@ -443,16 +443,14 @@ mod tests {
     use timetriggers_core::MonthQuota;
 
     use super::*;
-    use crate::testing::{database_url, unique_name};
+    use crate::testing::scratch_store;
 
     /// The plan of the claim on the engine's connections, with `jobs` and `executions` as a
     /// fresh store has them: a handful of rows, never analysed. On such tables the planner
     /// likes sequential scans and sorts; the engine's settings must leave it the index paths.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_claim_plans_index_scans_on_unanalysed_tables() {
-        let url = database_url();
-        let schema = unique_name("tt_plan");
-        let store = PgStore::connect_with_schema(&url, &schema).await.unwrap();
+        let (store, _schema) = scratch_store("tt_plan").await;
         let p = project(&store, MonthQuota::Unlimited).await;
         for i in 0..5 {
             let def = definition("https://example.com/plan", at(1_000 + i));
@@ -495,11 +493,5 @@ mod tests {
             unpinned.contains("Seq Scan") || unpinned.contains("Bitmap"),
             "expected a sequential or bitmap scan without the engine's settings:\n{unpinned}"
         );
-        store.close().await;
-        let mut conn = PgConnection::connect(&url).await.unwrap();
-        sqlx::raw_sql(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
     }
 }

@@ -48,8 +48,15 @@ pub fn unique_name(prefix: &str) -> String {
 
 /// A store in a fresh schema of the test server, dropped with the returned [`TestStore`].
 pub async fn isolated_store() -> TestStore {
+    let (store, guard) = scratch_store("tt_test").await;
+    TestStore::new(Arc::new(store), guard)
+}
+
+/// A [`PgStore`] in a fresh schema (named `<prefix>_…`) of the test server, and the guard that
+/// closes it and drops the schema when dropped: for tests that need the store itself.
+pub async fn scratch_store(prefix: &str) -> (PgStore, SchemaGuard) {
     let url = database_url();
-    let schema = unique_name("tt_test");
+    let schema = unique_name(prefix);
     let options = PgStoreOptions::with_schema(&schema).max_connections(8);
     let store = PgStore::connect_with(&url, options)
         .await
@@ -59,7 +66,7 @@ pub async fn isolated_store() -> TestStore {
         schema,
         store: store.clone(),
     };
-    TestStore::new(Arc::new(store), guard)
+    (store, guard)
 }
 
 /// Drops its schema (and everything in it) when dropped.
